@@ -1,0 +1,1 @@
+"""Built-in transforms, registered through this project's own entry points."""

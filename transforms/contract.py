@@ -1,0 +1,192 @@
+"""The plugin contract: what a transform is, what it may return, and what ``ctx`` offers.
+
+A transform is a callable ``f(record, ctx)`` that returns the record (changed or not),
+``None`` to drop it, or an iterable of records to fan out. Raising fails that record
+only: the engine dead-letters it with the exception, the step and the input record.
+
+A transform with settings is a *factory*: a callable whose parameters are all
+keyword-only (``def make(*, field, mode="upper")``) and which returns the transform.
+Factories validate their settings eagerly and raise :class:`SettingsError`, so bad
+settings fail ``pulumi preview`` / ``headwater validate``, not the first invocation.
+
+A transform that needs I/O may also offer ``f.batch(records, ctx)``, which returns a
+list with one entry per input record: what ``f`` would have returned for it, or an
+``Exception`` instance for a record that failed. The engine then calls ``batch`` once
+per batch instead of ``f`` once per record (one BatchGetItem instead of N GetItems).
+
+Raising :class:`Retryable` (from ``f`` or ``f.batch``) means "the platform should try
+the whole invocation again": the engine does not dead-letter, it re-raises.
+
+This module imports nothing from headwater's other layers: plugins depend on it alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "Context",
+    "Lookup",
+    "Metrics",
+    "Retryable",
+    "SettingsError",
+    "Source",
+    "Transform",
+    "is_factory",
+    "factory",
+]
+
+Record = dict[str, Any]
+Result = Record | None | Iterable[Record]
+
+
+class SettingsError(ValueError):
+    """A factory refused a setting. ``setting`` names it; the message says why."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.reason = message
+
+
+class Retryable(Exception):
+    """An error the platform should retry (throttling, an unreachable store).
+
+    The engine never dead-letters records for it: the invocation fails and the
+    platform redelivers the event, so nothing is lost.
+    """
+
+
+@dataclass(slots=True)
+class Source:
+    """Where the record being processed came from."""
+
+    bucket: str = ""
+    key: str = ""
+    line: int = 0
+
+
+class Lookup(Protocol):
+    def __call__(self, table: str, keys: Sequence[Hashable]) -> Mapping[Hashable, Mapping[str, Any]]:
+        """Return the rows found for ``keys`` in ``table``; missing keys are absent."""
+
+
+class Metrics(Protocol):
+    def incr(self, name: str, value: float = 1) -> None: ...
+
+
+@dataclass
+class SimpleMetrics:
+    """An in-memory counter set; adapters flush it in their platform's format."""
+
+    values: dict[str, float] = field(default_factory=dict)
+
+    def incr(self, name: str, value: float = 1) -> None:
+        self.values[name] = self.values.get(name, 0) + value
+
+
+def _no_lookup(table: str, keys: Sequence[Hashable]) -> Mapping[Hashable, Mapping[str, Any]]:
+    raise LookupError(f"no lookup store is configured (asked for table {table!r})")
+
+
+def _no_secret(name: str) -> str:
+    raise LookupError(f"no secret store is configured (asked for secret {name!r})")
+
+
+@dataclass
+class Context:
+    """Cloud-neutral ports handed to every transform.
+
+    ``lookup(table, keys)`` and ``secret(name)`` are backed by DynamoDB / Firestore /
+    Table Storage / DuckDB depending on where the pipeline runs; a transform never
+    imports a cloud SDK. Tests build one directly: ``Context(pipeline="t",
+    lookup=lambda table, keys: {...})``.
+    """
+
+    pipeline: str = ""
+    source: Source = field(default_factory=Source)
+    lookup: Lookup = _no_lookup
+    secret: Callable[[str], str] = _no_secret
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("headwater.transform"))
+    metrics: Metrics = field(default_factory=SimpleMetrics)
+
+
+@runtime_checkable
+class Transform(Protocol):
+    def __call__(self, record: Record, ctx: Context) -> Result: ...
+
+
+def factory(fn: Callable[..., Transform]) -> Callable[..., Transform]:
+    """Mark ``fn`` as a factory explicitly (for factories with positional parameters)."""
+    fn.__headwater_factory__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def is_factory(obj: Any) -> bool:
+    """A factory takes only keyword-only settings (or is marked with :func:`factory`).
+
+    A record transform takes ``(record, ctx)`` positionally.
+    """
+    marked = getattr(obj, "__headwater_factory__", None)
+    if marked is not None:
+        return bool(marked)
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return not positional
+
+
+def instantiate(obj: Any, settings: Mapping[str, Any] | None, name: str = "") -> Transform:
+    """Turn a registered object plus its ``with:`` settings into a record transform.
+
+    Raises :class:`SettingsError` naming the setting at fault. Callers add the pipeline
+    and step to the message.
+    """
+    settings = dict(settings or {})
+    if not is_factory(obj):
+        if settings:
+            first = sorted(settings)[0]
+            raise SettingsError(first, f"transform {name!r} takes no settings")
+        return obj
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        sig = None
+    if sig is not None:
+        params = sig.parameters
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if not accepts_any:
+            for key in sorted(settings):
+                if key not in params:
+                    known = ", ".join(sorted(params)) or "none"
+                    raise SettingsError(key, f"unknown setting (accepted: {known})")
+        for pname, p in params.items():
+            if p.kind is p.KEYWORD_ONLY and p.default is p.empty and pname not in settings:
+                raise SettingsError(pname, "required setting is missing")
+    try:
+        made = obj(**settings)
+    except SettingsError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(_guess_setting(exc, settings), str(exc)) from exc
+    if not callable(made):
+        raise SettingsError("*", f"factory {name!r} returned {type(made).__name__}, not a transform")
+    return made
+
+
+def _guess_setting(exc: Exception, settings: Mapping[str, Any]) -> str:
+    text = str(exc)
+    for key in settings:
+        if repr(key) in text or f"{key}:" in text or f" {key} " in text:
+            return key
+    return next(iter(settings), "*")
