@@ -1,0 +1,1 @@
+"""Runtimes: spec, engine, formats, sinks, dead-letter, per-cloud adapters, packaging."""

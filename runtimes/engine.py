@@ -1,0 +1,383 @@
+"""The engine: decoded chunks -> transform chain -> sink in batches -> dead-letter.
+
+Invariant (tested as a property): for every object processed,
+
+    received + fanned_out == written + dropped + dead_lettered
+
+and no record is both written and dead-lettered. What cannot be accounted for this way
+raises, so the invocation fails and the platform redelivers: a sink that is down after
+every retry, a dead-letter that cannot be written, a transform raising ``Retryable``.
+
+The per-record path is a plain loop over a list per step: no per-record objects, no
+per-record logging, so the engine stays close to a hand-written orjson loop.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from transforms.contract import Context, Retryable, Source
+
+from .formats import Bad, Chunk, decode
+
+__all__ = [
+    "Counters",
+    "DeadLetterSink",
+    "Engine",
+    "Failure",
+    "RetryPolicy",
+    "Sink",
+    "SinkUnavailable",
+    "Step",
+]
+
+
+@dataclass(slots=True)
+class Failure:
+    """One record a sink did not take: its index in the batch passed to ``write``."""
+
+    index: int
+    error_type: str
+    message: str
+    retryable: bool = True
+
+
+class Sink(Protocol):
+    """Where transformed records go. ``write`` returns the records it did not take."""
+
+    max_batch: int
+
+    def write(self, records: list[dict[str, Any]]) -> Sequence[Failure]: ...
+
+
+class DeadLetterSink(Protocol):
+    def write(self, pipeline: str, bucket: str, key: str, entries: list[dict[str, Any]]) -> None:
+        """Persist dead-letter entries for one source object; raise if it cannot."""
+
+
+class SinkUnavailable(RuntimeError):
+    """The sink refused whole batches after every retry: the invocation must fail."""
+
+
+@dataclass
+class RetryPolicy:
+    """Capped exponential backoff with full jitter (delay = U(0, min(cap, base * 2**n)))."""
+
+    max_attempts: int = 5
+    base_s: float = 0.05
+    cap_s: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap_s, self.base_s * (2 ** attempt)) * self.rand()
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    written: int = 0
+    dropped: int = 0
+    dead_lettered: int = 0
+    fanned_out: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: Counters) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def balanced(self) -> bool:
+        return self.received + self.fanned_out == self.written + self.dropped + self.dead_lettered
+
+
+@dataclass(slots=True)
+class Step:
+    index: int
+    name: str
+    fn: Callable[[dict[str, Any], Context], Any]
+    batch: Callable[[list[dict[str, Any]], Context], list[Any]] | None = None
+
+    @classmethod
+    def of(cls, index: int, name: str, fn: Any) -> Step:
+        return cls(index, name, fn, getattr(fn, "batch", None))
+
+
+def _text(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode("utf-8", "backslashreplace")
+
+
+@dataclass
+class _Object:
+    """Per-object state: where records came from and what is to be dead-lettered."""
+
+    bucket: str
+    key: str
+    deadletters: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Engine:
+    """Runs one pipeline's chain over objects. Build once per container, reuse per object."""
+
+    def __init__(
+        self,
+        pipeline: str,
+        steps: Sequence[Step],
+        sink: Sink,
+        deadletter: DeadLetterSink,
+        ctx: Context | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        fmt: str = "",
+        compression: str = "auto",
+        csv_delimiter: str = ",",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.pipeline = pipeline
+        self.steps = list(steps)
+        self.sink = sink
+        self.deadletter = deadletter
+        self.ctx = ctx or Context(pipeline=pipeline)
+        self.ctx.pipeline = pipeline
+        self.retry = retry or RetryPolicy()
+        self.fmt = fmt
+        self.compression = compression
+        self.csv_delimiter = csv_delimiter
+        self.clock = clock
+
+    # -- entry points ---------------------------------------------------------------
+
+    def process_object(self, stream: IO[bytes], key: str, bucket: str = "") -> Counters:
+        """Decode ``stream`` (the object at ``bucket/key``) and run it through the chain."""
+        chunks = decode(stream, self.fmt, key, self.compression,
+                        csv_delimiter=self.csv_delimiter)
+        return self.process_chunks(chunks, key, bucket)
+
+    def process_records(self, records: Iterable[Mapping[str, Any]], key: str = "",
+                        bucket: str = "") -> Counters:
+        """Run already-decoded records (tests, benchmarks, push-style sources)."""
+        chunk = Chunk()
+        for n, rec in enumerate(records, 1):
+            chunk.records.append(dict(rec))
+            chunk.lines.append(n)
+        return self.process_chunks([chunk], key, bucket)
+
+    def process_chunks(self, chunks: Iterable[Chunk], key: str, bucket: str = "") -> Counters:
+        started = self.clock()
+        c = Counters()
+        obj = _Object(bucket, key)
+        self.ctx.source = Source(bucket, key, 0)
+        pending: list[dict[str, Any]] = []
+        pending_lines: list[int] = []
+        max_batch = max(1, int(getattr(self.sink, "max_batch", 500)))
+        for chunk in chunks:
+            c.received += len(chunk.records) + len(chunk.bad)
+            for bad in chunk.bad:
+                self._dead_bad(obj, bad)
+            c.dead_lettered += len(chunk.bad)
+            if not chunk.records:
+                continue
+            out, lines = self._chain(chunk, obj, c)
+            pending.extend(out)
+            pending_lines.extend(lines)
+            while len(pending) >= max_batch:
+                self._flush(pending[:max_batch], pending_lines[:max_batch], obj, c)
+                del pending[:max_batch]
+                del pending_lines[:max_batch]
+        if pending:
+            self._flush(pending, pending_lines, obj, c)
+        if obj.deadletters:
+            # raises when it cannot write: the platform redelivers, nothing is lost
+            self.deadletter.write(self.pipeline, bucket, key, obj.deadletters)
+        c.seconds = self.clock() - started
+        return c
+
+    # -- chain ----------------------------------------------------------------------
+
+    def _chain(self, chunk: Chunk, obj: _Object, c: Counters) -> tuple[list[dict], list[int]]:
+        records, lines = chunk.records, chunk.lines
+        raws = chunk.raws
+        ctx = self.ctx
+        source = ctx.source
+        for step in self.steps:
+            if not records:
+                break
+            out: list[dict[str, Any]] = []
+            out_lines: list[int] = []
+            out_raws: list[bytes] | None = [] if raws is not None else None
+            if step.batch is not None:
+                results = self._batch_results(step, records, lines, raws, obj, c)
+            else:
+                results = None
+            fn = step.fn
+            append = out.append
+            append_line = out_lines.append
+            for i, rec in enumerate(records):
+                if results is None:
+                    source.line = lines[i]
+                    try:
+                        r = fn(rec, ctx)
+                    except Retryable:
+                        raise
+                    except Exception as exc:
+                        self._dead(obj, step, rec, lines[i], raws[i] if raws else None, exc)
+                        c.dead_lettered += 1
+                        continue
+                else:
+                    r = results[i]
+                    if r is _FAILED:
+                        continue
+                if type(r) is dict:
+                    append(r)
+                    append_line(lines[i])
+                    if out_raws is not None:
+                        out_raws.append(raws[i])  # type: ignore[index]
+                elif r is None:
+                    c.dropped += 1
+                else:
+                    n = self._fan_out(step, rec, r, lines[i], raws[i] if raws else None,
+                                      out, out_lines, out_raws, obj, c)
+                    c.fanned_out += n - 1
+            records, lines, raws = out, out_lines, out_raws
+        return records, lines
+
+    def _batch_results(self, step: Step, records: list[dict], lines: list[int],
+                       raws: list[bytes] | None, obj: _Object, c: Counters) -> list[Any]:
+        try:
+            results = step.batch(records, self.ctx)  # type: ignore[misc]
+        except Retryable:
+            raise
+        except Exception as exc:
+            # the whole batch failed: each record goes to the dead-letter with the cause
+            results = [exc] * len(records)
+        else:
+            if len(results) != len(records):
+                err = RuntimeError(f"step {step.index} ({step.name}): batch returned "
+                                   f"{len(results)} results for {len(records)} records")
+                results = [err] * len(records)
+        for i, r in enumerate(results):
+            if isinstance(r, BaseException):
+                self._dead(obj, step, records[i], lines[i], raws[i] if raws else None, r)
+                c.dead_lettered += 1
+                results[i] = _FAILED
+        return results
+
+    def _fan_out(self, step: Step, rec: dict, result: Any, line: int, raw: bytes | None,
+                 out: list, out_lines: list, out_raws: list | None, obj: _Object,
+                 c: Counters) -> int:
+        try:
+            produced = list(result)
+            bad = next((x for x in produced if type(x) is not dict and not isinstance(x, dict)), None)
+            if bad is not None:
+                raise TypeError(f"transform returned {type(bad).__name__}, expected dict, "
+                                "None or an iterable of dicts")
+        except Retryable:
+            raise
+        except Exception as exc:
+            self._dead(obj, step, rec, line, raw, exc)
+            c.dead_lettered += 1
+            return 1  # the input record is accounted for by its dead-letter
+        if not produced:
+            c.dropped += 1
+            return 1
+        for x in produced:
+            out.append(x)
+            out_lines.append(line)
+            if out_raws is not None:
+                out_raws.append(raw)
+        return len(produced)
+
+    # -- sink -----------------------------------------------------------------------
+
+    def _flush(self, batch: list[dict], lines: list[int], obj: _Object, c: Counters) -> None:
+        """Write a batch; retry the failed subset only; dead-letter what still fails."""
+        todo = list(range(len(batch)))
+        attempt = 0
+        while todo:
+            subset = [batch[i] for i in todo]
+            try:
+                failures = self.sink.write(subset)
+            except Retryable as exc:
+                failures = [Failure(j, type(exc).__name__, str(exc)) for j in range(len(subset))]
+                whole = exc
+            except Exception as exc:
+                failures = [Failure(j, type(exc).__name__, str(exc)) for j in range(len(subset))]
+                whole = exc
+            else:
+                whole = None
+            failed = {}
+            for f in failures:
+                failed[todo[f.index]] = f
+            c.written += len(todo) - len(failed)
+            final = {i: f for i, f in failed.items() if not f.retryable}
+            retry = [i for i in todo if i in failed and i not in final]
+            for i, f in final.items():
+                self._dead_sink(obj, batch[i], lines[i], f, attempt + 1)
+                c.dead_lettered += 1
+            if not retry:
+                return
+            attempt += 1
+            if attempt >= self.retry.max_attempts:
+                if whole is not None and len(retry) == len(todo):
+                    raise SinkUnavailable(
+                        f"pipeline {self.pipeline!r}: sink failed {attempt} times for "
+                        f"{len(retry)} records of {obj.key!r}: {type(whole).__name__}: {whole}"
+                    ) from whole
+                for i in retry:
+                    self._dead_sink(obj, batch[i], lines[i], failed[i], attempt)
+                    c.dead_lettered += 1
+                return
+            c.retries += len(retry)
+            self.retry.sleep(self.retry.delay(attempt - 1))
+            todo = retry
+
+    # -- dead-letter entries ----------------------------------------------------------
+
+    def _entry(self, obj: _Object, line: int, step: str, error_type: str, message: str) -> dict:
+        return {
+            "pipeline": self.pipeline,
+            "source": {"bucket": obj.bucket, "key": obj.key},
+            "line": line,
+            "step": step,
+            "error_type": error_type,
+            "message": message,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def _dead(self, obj: _Object, step: Step, rec: dict, line: int, raw: bytes | None,
+              exc: BaseException) -> None:
+        e = self._entry(obj, line, f"{step.index}:{step.name}", type(exc).__name__, str(exc))
+        e["record"] = rec
+        if raw is not None:
+            e["raw"] = _text(raw)
+        obj.deadletters.append(e)
+
+    def _dead_bad(self, obj: _Object, bad: Bad) -> None:
+        e = self._entry(obj, bad.line, "decode", bad.error_type, bad.message)
+        e["offset"] = bad.offset
+        e["raw"] = _text(bad.raw)
+        try:
+            bad.raw.decode("utf-8")
+        except UnicodeDecodeError:  # keep the exact bytes too, so a replay loses nothing
+            import base64
+
+            e["raw_b64"] = base64.b64encode(bad.raw).decode("ascii")
+        obj.deadletters.append(e)
+
+    def _dead_sink(self, obj: _Object, rec: dict, line: int, f: Failure, attempts: int) -> None:
+        e = self._entry(obj, line, "sink", f.error_type, f.message)
+        e["attempts"] = attempts
+        e["record"] = rec
+        obj.deadletters.append(e)
+
+
+_FAILED = object()

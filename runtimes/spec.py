@@ -1,0 +1,221 @@
+"""The pipeline spec: stack config ``headwater:*`` parsed into validated models.
+
+One source of truth for ``pulumi up``, ``headwater run`` and ``headwater package``.
+Errors point at the config path, e.g.
+``headwater:pipelines[0].sink.table: Field required``.
+
+This module uses pydantic and runs at plan / package time only. A deployed function
+reads the plain-JSON manifest (:mod:`runtimes.manifest`) and never imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "Cloud",
+    "Deadletter",
+    "Limits",
+    "PipelineSpec",
+    "SinkSpec",
+    "SourceSpec",
+    "SpecError",
+    "StackConfig",
+    "StepSpec",
+    "load_stack_file",
+    "parse_stack",
+]
+
+Cloud = Literal["aws", "gcp", "azure", "local"]
+Format = Literal["json", "ndjson", "csv", "parquet"]
+NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class SpecError(ValueError):
+    """Bad stack config. ``errors`` holds one ``path: message`` line per problem."""
+
+    def __init__(self, errors: list[str], source: str = "") -> None:
+        self.errors = errors
+        head = f"invalid headwater config{f' in {source}' if source else ''}"
+        super().__init__(head + ":\n  " + "\n  ".join(errors))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceSpec(_Model):
+    prefix: str = Field(min_length=1, description="object key prefix that feeds this pipeline")
+    suffix: str = ""
+    format: Format = "ndjson"
+    compression: Literal["auto", "gzip", "none"] = "auto"
+    bucket: str | None = Field(None, description="an existing bucket / container to read from")
+    csv_delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if v.startswith("/"):
+            raise ValueError("must not start with '/' (object keys have no leading slash)")
+        return v
+
+
+class StepSpec(_Model):
+    use: str = Field(min_length=1)
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
+class SinkSpec(_Model):
+    table: str
+    partition: Literal["day", "hour", "none"] = "day"
+    existing: str | None = None
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="column -> type (string, int, bigint, double, boolean, timestamp, date, "
+        "decimal(p,s)); needed by warehouses with a fixed schema (Glue/Parquet, BigQuery)",
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if not TABLE.match(v):
+            raise ValueError("must be letters, digits and '_' and start with a letter or '_'")
+        return v
+
+
+class Deadletter(_Model):
+    prefix: str = "deadletter/"
+    bucket: str | None = None
+
+
+class Limits(_Model):
+    batch_size: int = Field(100, ge=1, le=10_000)
+    batching_window_s: int = Field(5, ge=0, le=300)
+    max_concurrency: int = Field(10, ge=2, le=1000)
+    timeout_s: int = Field(60, ge=3, le=900)
+    memory_mb: int = Field(512, ge=128, le=10_240)
+    max_receive_count: int = Field(3, ge=1, le=1000)
+    sink_batch: int = Field(500, ge=1, le=10_000)
+    max_attempts: int = Field(5, ge=1, le=20)
+
+
+class PipelineSpec(_Model):
+    name: str
+    source: SourceSpec
+    transforms: list[StepSpec] = Field(default_factory=list)
+    sink: SinkSpec
+    deadletter: Deadletter = Field(default_factory=Deadletter)
+    limits: Limits = Field(default_factory=Limits)
+    retention_days: int = Field(30, ge=1, le=3650)
+    overrides: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError("must be lower-case letters, digits, '-' or '_', start with a letter, "
+                             "at most 40 characters (it becomes part of cloud resource names)")
+        return v
+
+    def lookup_tables(self) -> list[str]:
+        """Tables named by ``with: {table: ...}`` of lookup steps (``enrich`` and plugins)."""
+        tables: list[str] = []
+        for step in self.transforms:
+            table = step.with_.get("table")
+            if isinstance(table, str) and table not in tables:
+                tables.append(table)
+        return tables
+
+
+class StackConfig(_Model):
+    cloud: Cloud = "local"
+    pipelines: list[PipelineSpec] = Field(min_length=1)
+    python: str = Field("3.12", pattern=r"^3\.(1[0-9])$")
+    arch: Literal["arm64", "x86_64"] = "arm64"
+    region: str | None = None
+    alarm_email: str | None = None
+    kms_key: str | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> StackConfig:
+        names = [p.name for p in self.pipelines]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pipeline names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def pipeline(self, name: str) -> PipelineSpec:
+        for p in self.pipelines:
+            if p.name == name:
+                return p
+        raise KeyError(f"no pipeline {name!r}; have: {', '.join(p.name for p in self.pipelines)}")
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = "headwater:"
+    first = True
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            part = "with" if part == "with_" else part
+            out += ("" if first else ".") + str(part)
+        first = False
+    return out
+
+
+def parse_stack(config: Mapping[str, Any], source: str = "") -> StackConfig:
+    """Parse ``headwater:*`` keys (with or without the ``headwater:`` prefix)."""
+    raw: dict[str, Any] = {}
+    for key, value in config.items():
+        name = key.split(":", 1)[1] if key.startswith("headwater:") else key
+        if ":" in name:  # another namespace (aws:region ...)
+            if key.startswith("aws:region") and "region" not in raw:
+                raw["region"] = value
+            continue
+        raw[name] = value
+    try:
+        return StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{_path(tuple(err['loc']))}: {msg}")
+        raise SpecError(lines, source) from None
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read a ``Pulumi.<stack>.yaml`` and parse its ``config:`` section.
+
+    Values stored as JSON strings (``pulumi config set --path`` writes structured values,
+    but ``pulumi config set k '[...]'`` stores a string) are decoded.
+    """
+    import json
+
+    import yaml
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SpecError([f"stack file {path} not found"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path} is not valid YAML: {exc}"]) from None
+    config = doc.get("config") or {}
+    if not isinstance(config, dict):
+        raise SpecError([f"{path}: 'config' must be a mapping"])
+    for key, value in list(config.items()):
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                config[key] = json.loads(value)
+            except ValueError:
+                pass
+        elif isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = None
+    return parse_stack(config, str(path))
