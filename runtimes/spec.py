@@ -113,6 +113,11 @@ class PipelineSpec(_Model):
     deadletter: Deadletter = Field(default_factory=Deadletter)
     limits: Limits = Field(default_factory=Limits)
     retention_days: int = Field(30, ge=1, le=3650)
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="logical secret name (as a transform asks ctx.secret) -> the cloud secret "
+        "store's id (AWS Secrets Manager ARN or name ...); locally HEADWATER_SECRET_<NAME>",
+    )
     overrides: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
 
     @field_validator("name")

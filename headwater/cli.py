@@ -1,0 +1,97 @@
+"""The ``headwater`` command line: run, validate, package, transforms list / new."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="headwater",
+    help="Write a serverless data pipeline once; deploy it with Pulumi or run it locally.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+transforms_app = typer.Typer(help="List and scaffold transform plugins.", no_args_is_help=True)
+app.add_typer(transforms_app, name="transforms")
+
+console = Console()
+err = Console(stderr=True)
+
+StackOpt = Annotated[str, typer.Option("--stack", "-s", help="stack name: reads Pulumi.<stack>.yaml")]
+ProjectOpt = Annotated[Path, typer.Option("--project-dir", help="folder holding Pulumi.<stack>.yaml")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def stack_file(stack: str, project_dir: Path) -> Path:
+    return project_dir / f"Pulumi.{stack}.yaml"
+
+
+def load_stack(stack: str, project_dir: Path):  # -> StackConfig
+    from runtimes.spec import SpecError, load_stack_file
+
+    try:
+        return load_stack_file(stack_file(stack, project_dir))
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> None:
+    """Check the stack config and every transform's settings; touches no data."""
+    from runtimes.manifest import build_manifest
+    from transforms.registry import RegistryError
+
+    config = load_stack(stack, project_dir)
+    problems = []
+    for p in config.pipelines:
+        try:
+            build_manifest(p)
+        except RegistryError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise fail("\n".join(problems))
+    table = Table(title=f"stack {stack} ({config.cloud})")
+    for col in ("pipeline", "source", "steps", "sink"):
+        table.add_column(col)
+    for p in config.pipelines:
+        table.add_row(p.name, f"{p.source.prefix} ({p.source.format})",
+                      " -> ".join(s.use for s in p.transforms) or "(none)", p.sink.table)
+    console.print(table)
+    console.print(f"[green]ok[/]: {len(config.pipelines)} pipeline(s) valid")
+
+
+@transforms_app.command("list")
+def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
+    """Installed transforms: name, distribution, version, target and first doc line."""
+    from transforms.registry import default_registry
+
+    rows = default_registry().describe()
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="headwater transforms")
+    for col in ("name", "distribution", "version", "target", "doc"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        doc = f"[red]{r['error']}[/]" if r["error"] else r["doc"]
+        table.add_row(r["name"], r["distribution"], r["version"], r["target"], doc)
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
