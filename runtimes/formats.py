@@ -165,7 +165,7 @@ def _format_of(key: str, fmt: str) -> str:
 def decode(stream: IO[bytes], fmt: str = "", key: str = "", compression: str = "auto",
            *, chunk_records: int = CHUNK_RECORDS, csv_delimiter: str = ",") -> Iterator[Chunk]:
     """Decode one object into chunks of records; see the module docstring."""
-    fmt = _format_of(key, fmt)
+    fmt = _format_of(key, "" if fmt == "auto" else fmt)
     raw = open_stream(stream, key, compression)
     pos = _Position()
     if fmt == "ndjson":

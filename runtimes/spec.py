@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 Cloud = Literal["aws", "gcp", "azure", "local"]
-Format = Literal["json", "ndjson", "csv", "parquet"]
+Format = Literal["auto", "json", "ndjson", "csv", "parquet"]  # auto: by key suffix
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
