@@ -121,21 +121,23 @@ class _Gunzip(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         view = memoryview(b)
         while not self._out and not self._done:
-            data = self._z.unconsumed_tail or self._stream.read(256 << 10)
-            if not data:
-                if not self._z.eof:
+            if self._z.eof:
+                # a member ended: what follows is another member, zero padding, or nothing
+                raw = self._z.unused_data or self._stream.read(256 << 10)
+                if not raw:
+                    self._done = True
+                    break
+                data = raw.lstrip(b"\0")
+                if not data:
+                    self._z = _FinishedZ()  # zero padding: look at the next read
+                    continue
+                self._z = zlib.decompressobj(wbits=31)
+            else:
+                data = self._z.unconsumed_tail or self._stream.read(256 << 10)
+                if not data:
                     self._done = True
                     raise EOFError("compressed input ended before the end-of-stream marker")
-                self._done = True
-                break
             self._out = self._z.decompress(data, len(view))
-            if self._z.eof:
-                rest = self._z.unused_data
-                self._z = zlib.decompressobj(wbits=31)
-                if rest.strip(b"\0"):
-                    self._out += self._z.decompress(rest, 0)
-                elif not self._out:
-                    self._z = _FinishedZ()  # trailing padding only
         n = min(len(view), len(self._out))
         view[:n] = self._out[:n]
         self._out = self._out[n:]
