@@ -312,7 +312,15 @@ def _json(raw: IO[bytes], chunk_records: int) -> Iterator[Chunk]:
         buf, i = buf[i:] + more, 0
     if buf[i:i + 1] != b"[":
         # a single document: bounded by MAX_RECORD_BYTES
-        data = buf[i:] + raw.read(MAX_RECORD_BYTES + 1 - (len(buf) - i))
+        # a gzip reader returns short reads: read until EOF or just past the limit
+        parts, size = [buf[i:]], len(buf) - i
+        while size <= MAX_RECORD_BYTES:
+            more = raw.read(MAX_RECORD_BYTES + 1 - size)
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        data = b"".join(parts)
         if len(data) > MAX_RECORD_BYTES:
             yield Chunk(bad=[Bad(1, 0, b"", "RecordTooLarge",
                                  f"JSON document over {MAX_RECORD_BYTES} bytes: use ndjson or a JSON array")])
