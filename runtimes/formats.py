@@ -260,6 +260,11 @@ def _ndjson(raw: IO[bytes], chunk_records: int, pos: _Position) -> Iterator[Chun
         for part in parts:
             line += 1
             size = len(part) + 1
+            if size > MAX_RECORD_BYTES + 1:  # a whole line inside one read is limited too
+                bad.append(Bad(line, offset, b"", "RecordTooLarge", f"record at line {line} is "
+                               f"{size - 1} bytes, over the {MAX_RECORD_BYTES} byte limit"))
+                offset += size
+                continue
             try:
                 rec = loads(part)
             except orjson.JSONDecodeError as exc:
@@ -371,7 +376,12 @@ def _json_array(raw: IO[bytes], buf: bytes, i: int, chunk_records: int) -> Itera
                 if c == 0x5D or c == 0x2C:  # ] or ,
                     if start is not None:
                         index += 1
-                        _add_element(chunk, buf[start:i], index, base + start)
+                        if i - start > MAX_RECORD_BYTES:  # same limit inside one read
+                            chunk.bad.append(Bad(index, base + start, b"", "RecordTooLarge",
+                                                 f"array element {index} is over "
+                                                 f"{MAX_RECORD_BYTES} bytes"))
+                        else:
+                            _add_element(chunk, buf[start:i], index, base + start)
                         start = None
                     elif c == 0x2C or index:
                         chunk.bad.append(Bad(index + 1, base + i, b"", "JSONDecodeError",
