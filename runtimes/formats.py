@@ -242,11 +242,10 @@ def _ndjson(raw: IO[bytes], chunk_records: int, pos: _Position) -> Iterator[Chun
                 nl = data.find(b"\n")
                 if nl < 0:
                     skipping += len(data)
-                    pos.offset += len(data)
                     continue
                 pos.line += 1
-                bad.append(_oversize(pos, skipping + nl))
-                pos.offset += nl + 1
+                bad.append(_oversize(pos, skipping + nl))  # pos.offset: start of that line
+                pos.offset += skipping + nl + 1
                 skipping = 0
                 data = data[nl + 1:]
             parts = (rest + data).split(b"\n") if rest else data.split(b"\n")
