@@ -1,0 +1,1 @@
+"""Test-only headwater plugins (installed by the registry tests, never shipped)."""
