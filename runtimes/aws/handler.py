@@ -1,0 +1,269 @@
+"""The Lambda entry point: ``runtimes.aws.handler.handler``.
+
+An SQS event source (ReportBatchItemFailures) delivers messages whose bodies are S3
+notifications. For each object named, the handler claims it in the idempotency table,
+streams it from S3 into the engine (Firehose sink, S3 dead-letter, DynamoDB lookups) and
+marks it done. It returns ``batchItemFailures`` holding exactly the messages whose objects
+could not be handled, so SQS redelivers those and deletes the rest.
+
+- ``s3:TestEvent`` messages and non-create events are acknowledged without work.
+- A message whose body is not an S3 notification fails alone (it reaches the DLQ after
+  ``maxReceiveCount``); a malformed *event* raises ``ValueError``.
+- Before each object, if ``context.get_remaining_time_in_millis()`` is below
+  ``HEADWATER_MIN_REMAINING_MS``, that message and every later one are reported failed
+  instead of being started: the function never times out in the middle of a write.
+- Objects outside the pipeline's source prefix/suffix are ignored (a recursion guard).
+- One CloudWatch EMF line per invocation carries the counters.
+
+Everything is built once per container on the first invocation: clients, the engine and
+its chain from the baked manifest (``HEADWATER_MANIFEST`` or
+``<artifact root>/headwater_manifest.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from transforms.contract import Context, SimpleMetrics
+
+from ..engine import Counters, Engine, RetryPolicy
+from ..manifest import MANIFEST_NAME, ManifestError, load_manifest, load_steps
+from . import clients, events, metrics
+from .firehose import FirehoseSink
+from .idempotency import BUSY, DONE, Idempotency
+from .ports import DynamoLookup, SecretStore
+from .s3_deadletter import S3DeadLetter
+
+__all__ = ["ObjectBusy", "handler"]
+
+DEFAULT_MIN_REMAINING_MS = 10_000
+NO_CONTEXT_LEASE_S = 900  # the longest a Lambda invocation can run
+
+
+class ObjectBusy(RuntimeError):
+    """Another invocation holds a live claim on the object: let SQS redeliver later."""
+
+
+@dataclass
+class _Runtime:
+    pipeline: str
+    engine: Engine
+    prefix: str
+    suffix: str
+    idempotency: Idempotency | None
+    min_remaining_ms: int
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+_state: list[_Runtime] = []
+
+
+def _reset() -> None:
+    """Forget the container's engine and clients (tests switch endpoints and env)."""
+    _state.clear()
+    clients.reset()
+
+
+def _log(level: str, message: str, **fields: Any) -> None:
+    line = {"level": level, "message": message, **fields}
+    sys.stdout.write(orjson.dumps(line, default=str).decode() + "\n")
+
+
+def _env_json(name: str) -> dict[str, Any]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ManifestError(f"environment variable {name} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ManifestError(f"environment variable {name} must be a JSON object")
+    return value
+
+
+def _build() -> _Runtime:
+    root = Path(__file__).resolve().parents[2]
+    manifest = load_manifest(os.environ.get("HEADWATER_MANIFEST") or root / MANIFEST_NAME)
+    spec = manifest.get("pipeline") or {}
+    name = spec.get("name", "")
+    expected = os.environ.get("HEADWATER_PIPELINE")
+    if expected and expected != name:
+        raise ManifestError(f"HEADWATER_PIPELINE is {expected!r} but the manifest is for "
+                            f"pipeline {name!r}: the artifact belongs to another function")
+    stream = os.environ.get("HEADWATER_STREAM")
+    if not stream:
+        raise ManifestError("HEADWATER_STREAM (the Firehose delivery stream) is not set")
+    source = spec.get("source") or {}
+    limits = spec.get("limits") or {}
+    dl = spec.get("deadletter") or {}
+    ctx = Context(pipeline=name, log=logging.getLogger(f"headwater.{name}"))
+    tables = _env_json("HEADWATER_LOOKUP_TABLES")
+    if tables:
+        ctx.lookup = DynamoLookup(clients.client("dynamodb"), tables,
+                                  _env_json("HEADWATER_LOOKUP_KEYS"))
+    secrets = _env_json("HEADWATER_SECRETS")
+    if secrets:
+        ctx.secret = SecretStore(clients.client("secretsmanager"), secrets)
+    engine = Engine(
+        name,
+        load_steps(manifest),
+        FirehoseSink(clients.client("firehose"), stream, int(limits.get("sink_batch", 500))),
+        S3DeadLetter(
+            clients.client("s3"),
+            os.environ.get("HEADWATER_DEADLETTER_BUCKET") or dl.get("bucket") or "",
+            os.environ.get("HEADWATER_DEADLETTER_PREFIX", dl.get("prefix", "deadletter/")),
+            os.environ.get("HEADWATER_DEADLETTER_KMS_KEY"),
+        ),
+        ctx,
+        retry=RetryPolicy(max_attempts=int(limits.get("max_attempts", 5))),
+        fmt=source.get("format", "ndjson"),
+        compression=source.get("compression", "auto"),
+        csv_delimiter=source.get("csv_delimiter", ","),
+    )
+    table = os.environ.get("HEADWATER_IDEMPOTENCY_TABLE")
+    return _Runtime(
+        pipeline=name,
+        engine=engine,
+        prefix=source.get("prefix", ""),
+        suffix=source.get("suffix", ""),
+        idempotency=Idempotency(clients.client("dynamodb"), table) if table else None,
+        min_remaining_ms=int(os.environ.get("HEADWATER_MIN_REMAINING_MS",
+                                            DEFAULT_MIN_REMAINING_MS)),
+    )
+
+
+def _runtime() -> _Runtime:
+    if not _state:
+        _state.append(_build())
+    return _state[0]
+
+
+def _remaining_ms(context: Any) -> float | None:
+    get = getattr(context, "get_remaining_time_in_millis", None)
+    return float(get()) if get is not None else None
+
+
+def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
+    started = time.perf_counter()
+    rt = _runtime()
+    rt.engine.ctx.metrics = SimpleMetrics()  # per-invocation transform metrics
+    rt.stats = {"Objects": 0, "Duplicates": 0, "FailedMessages": 0}
+    totals = Counters()
+    failed: list[str] = []
+    try:
+        messages = events.parse_event(event)
+        for n, msg in enumerate(messages):
+            outcome = _message(rt, msg, context, totals)
+            if outcome == "late":
+                failed.extend(m.message_id for m in messages[n:])
+                _log("WARN", "time budget reached: reporting the remaining messages as failed",
+                     pipeline=rt.pipeline, messages=len(messages) - n,
+                     remaining_ms=_remaining_ms(context), min_remaining_ms=rt.min_remaining_ms)
+                break
+            if outcome == "failed":
+                failed.append(msg.message_id)
+    finally:
+        rt.stats["FailedMessages"] = len(failed)
+        values = {"Received": totals.received, "Written": totals.written,
+                  "Dropped": totals.dropped, "DeadLettered": totals.dead_lettered,
+                  "Retries": totals.retries, **rt.stats,
+                  "Seconds": round(time.perf_counter() - started, 6)}
+        extra = getattr(rt.engine.ctx.metrics, "values", {})
+        values.update({k: v for k, v in extra.items() if k not in values})
+        metrics.emit(rt.pipeline, values)
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
+
+
+def _message(rt: _Runtime, msg: events.SqsMessage, context: Any, totals: Counters) -> str:
+    """Handle one SQS message: ``"ok"``, ``"failed"`` or ``"late"`` (time budget hit)."""
+    try:
+        note = events.parse_body(msg.body)
+    except ValueError as exc:
+        _log("ERROR", "message is not an S3 notification", pipeline=rt.pipeline,
+             messageId=msg.message_id, error_type="ValueError", error=str(exc))
+        return "failed"
+    if note.test:
+        _log("INFO", "s3:TestEvent acknowledged", pipeline=rt.pipeline, messageId=msg.message_id)
+        return "ok"
+    for ref in note.objects:
+        remaining = _remaining_ms(context)
+        if remaining is not None and remaining < rt.min_remaining_ms:
+            return "late"
+        try:
+            counters = _object(rt, ref, remaining)
+        except Exception as exc:
+            _log("ERROR", "object not processed; SQS will redeliver the message",
+                 pipeline=rt.pipeline, messageId=msg.message_id, bucket=ref.bucket,
+                 key=ref.key, etag=ref.etag, receiveCount=msg.receive_count,
+                 error_type=type(exc).__name__, error=str(exc))
+            return "failed"
+        if counters is not None:
+            totals.add(counters)
+    return "ok"
+
+
+def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> Counters | None:
+    if not ref.created:
+        _log("INFO", "not an object-created event: ignored", pipeline=rt.pipeline,
+             bucket=ref.bucket, key=ref.key, event=ref.event_name)
+        return None
+    if not (ref.key.startswith(rt.prefix) and ref.key.endswith(rt.suffix)):
+        # never read what the pipeline did not ask for (e.g. its own output)
+        _log("WARN", "object outside the pipeline's source prefix/suffix: ignored",
+             pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key, prefix=rt.prefix)
+        return None
+    idem = rt.idempotency
+    pk = token = None
+    if idem is not None:
+        pk = Idempotency.key(ref.bucket, ref.key, ref.etag)
+        lease = NO_CONTEXT_LEASE_S if remaining_ms is None else remaining_ms / 1000 + 30
+        state, token = idem.claim(pk, lease)
+        if state == DONE:
+            rt.stats["Duplicates"] += 1
+            _log("INFO", "object already processed: nothing written", pipeline=rt.pipeline,
+                 bucket=ref.bucket, key=ref.key, etag=ref.etag)
+            return None
+        if state == BUSY:
+            raise ObjectBusy(f"s3://{ref.bucket}/{ref.key} is being processed by another "
+                             "invocation")
+    try:
+        request = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            request["VersionId"] = ref.version_id
+        body = clients.client("s3").get_object(**request)["Body"]
+        try:
+            counters = rt.engine.process_object(body, ref.key, ref.bucket)
+        finally:
+            body.close()
+    except BaseException:
+        if idem is not None and token is not None:
+            _release(rt, idem, pk, token)  # type: ignore[arg-type]
+        raise
+    rt.stats["Objects"] += 1
+    if idem is not None and token is not None:
+        try:
+            idem.complete(pk, token, counters.as_dict())  # type: ignore[arg-type]
+        except Exception as exc:
+            # the records are written; failing the message now would write them twice
+            _log("ERROR", "object processed but not marked done; its lease will expire",
+                 pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key,
+                 error_type=type(exc).__name__, error=str(exc))
+    return counters
+
+
+def _release(rt: _Runtime, idem: Idempotency, pk: str, token: str) -> None:
+    try:
+        idem.release(pk, token)
+    except Exception as exc:
+        _log("ERROR", "could not release the idempotency claim; it expires with its lease",
+             pipeline=rt.pipeline, pk=pk, error_type=type(exc).__name__, error=str(exc))
