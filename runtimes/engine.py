@@ -236,7 +236,7 @@ class Engine:
                     r = results[i]
                     if r is _FAILED:
                         continue
-                if type(r) is dict:
+                if type(r) is dict or isinstance(r, dict):  # fast path first
                     append(r)
                     append_line(lines[i])
                     if out_raws is not None:
