@@ -1,0 +1,72 @@
+"""What ``headwater run`` shows: a rich progress bar (objects and bytes) while it works and a
+summary table per pipeline at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from .runner import RunReport
+
+__all__ = ["RichProgress", "summary_table"]
+
+
+class RichProgress:
+    """A :class:`runtimes.local.runner.Progress` drawing two bars: objects and bytes."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), DownloadColumn(), TimeElapsedColumn(),
+                            console=console, transient=True)
+        self.objects: Any = None
+        self.bytes: Any = None
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def start(self, objects: int, total_bytes: int) -> None:
+        self.objects = self.bar.add_task("objects", total=objects)
+        self.bytes = self.bar.add_task("bytes", total=total_bytes)
+
+    def begin(self, pipeline: str, key: str, size: int) -> None:
+        self.bar.update(self.objects, description=f"{pipeline}: {key}")
+
+    def bytes_read(self, n: int) -> None:
+        if n:
+            self.bar.advance(self.bytes, n)
+
+    def done(self, pipeline: str, key: str, ok: bool) -> None:
+        self.bar.advance(self.objects, 1)
+
+
+def summary_table(report: RunReport) -> Table:
+    # two-line headers and no vertical rules: the table fits an 80-column terminal
+    table = Table(title="headwater run", box=box.SIMPLE_HEAD, padding=(0, 0),
+                  pad_edge=False, collapse_padding=True)
+    cols = ("pipeline", "objects", "skipped", "failed", "records\nin", "written", "dropped",
+            "dead-\nlettered", "retries", "secs")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "pipeline" else "right", no_wrap=True)
+    for p in report.pipelines:
+        c = p.counters
+        table.add_row(p.name, str(p.objects), str(p.skipped),
+                      f"[red]{p.failed}[/]" if p.failed else "0",
+                      str(c.received), str(c.written), str(c.dropped),
+                      f"[yellow]{c.dead_lettered}[/]" if c.dead_lettered else "0",
+                      str(c.retries), f"{c.seconds:.2f}")
+    return table

@@ -1,0 +1,288 @@
+"""``headwater run``: the pipelines of a stack over a folder, into a DuckDB file.
+
+The folder (``root``) stands in for the bucket: every file under it is an object whose key
+is its POSIX path relative to ``root``, and a pipeline takes the keys that start with its
+``source.prefix`` and end with its ``source.suffix``. ``<root>/lookup/`` (lookup tables) and
+``<root>/deadletter/`` (dead-letters, one folder per pipeline) are never read as objects.
+
+Exactly once per object version: before an object is processed its sha256 is checked
+against the ledger (:mod:`.ledger`); the object's rows and its ledger row are committed in
+ONE DuckDB transaction. Any exception while processing an object rolls the transaction
+back, so the warehouse holds all of that object's rows and its ledger row, or neither; the
+object stays undone and the next run tries it again. ``reprocess=True`` processes objects
+already in the ledger: their earlier rows are deleted in the same transaction first, so
+the warehouse never holds an object twice. Dead-letter files are written before the
+commit and are therefore at-least-once: a rolled-back object that is run again writes its
+dead-letter entries again, under a new file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from transforms.contract import Context
+
+from ..deadletter import FolderDeadLetter
+from ..engine import Counters, Engine, RetryPolicy, Sink
+from .duckdb_sink import DuckDBSink
+from .ledger import Ledger
+from .lookup import FolderLookup, env_secret
+
+__all__ = ["LocalRunner", "ObjectError", "PipelineReport", "Progress", "RunReport",
+           "list_objects"]
+
+RESERVED = ("lookup", "deadletter")
+READ_SIZE = 1 << 20
+
+
+@dataclass
+class ObjectError:
+    pipeline: str
+    key: str  # "" when the pipeline could not start at all
+    error: str
+
+
+@dataclass
+class PipelineReport:
+    name: str
+    objects: int = 0  # processed and committed in this run
+    skipped: int = 0  # already in the ledger
+    failed: int = 0
+    bytes: int = 0
+    counters: Counters = field(default_factory=Counters)
+    errors: list[ObjectError] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    pipelines: list[PipelineReport] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[ObjectError]:
+        return [e for p in self.pipelines for e in p.errors]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class Progress(Protocol):
+    def start(self, objects: int, total_bytes: int) -> None: ...
+    def begin(self, pipeline: str, key: str, size: int) -> None: ...
+    def bytes_read(self, n: int) -> None: ...
+    def done(self, pipeline: str, key: str, ok: bool) -> None: ...
+
+
+class _NoProgress:
+    def start(self, objects: int, total_bytes: int) -> None: ...
+    def begin(self, pipeline: str, key: str, size: int) -> None: ...
+    def bytes_read(self, n: int) -> None: ...
+    def done(self, pipeline: str, key: str, ok: bool) -> None: ...
+
+
+@dataclass
+class _Todo:
+    key: str
+    path: Path
+    size: int
+    sha256: str
+
+
+class _HashingReader:
+    """Reads a file while hashing it, so the content processed is the content recorded."""
+
+    def __init__(self, f: IO[bytes], progress: Progress) -> None:
+        self.f = f
+        self.h = hashlib.sha256()
+        self.progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.h.update(data)
+        self.progress.bytes_read(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def drain(self) -> str:
+        while self.read(READ_SIZE):
+            pass
+        return self.h.hexdigest()
+
+
+def list_objects(root: Path) -> list[tuple[str, Path]]:
+    """Every file under ``root`` as (key, path), sorted by key, without the reserved
+    folders."""
+    out = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        key = path.relative_to(root).as_posix()
+        if key.split("/", 1)[0] in RESERVED:
+            continue
+        out.append((key, path))
+    return sorted(out)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(READ_SIZE):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _lookup_keys(spec: Any) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for step in spec.transforms:
+        table, key = step.with_.get("table"), step.with_.get("key")
+        if isinstance(table, str) and isinstance(key, str):
+            keys.setdefault(table, key)
+    return keys
+
+
+class LocalRunner:
+    """Runs ``stack``'s pipelines (a :class:`runtimes.spec.StackConfig`) over ``root``."""
+
+    def __init__(
+        self,
+        stack: Any,
+        root: str | Path,
+        warehouse: str | Path,
+        *,
+        pipelines: Iterable[str] | None = None,
+        reprocess: bool = False,
+        environ: Mapping[str, str] | None = None,
+        registry: Any | None = None,
+        progress: Progress | None = None,
+        make_sink: Callable[[DuckDBSink], Sink] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.stack = stack
+        self.root = Path(root)
+        self.warehouse = Path(warehouse)
+        self.names = list(pipelines) if pipelines is not None else None
+        self.reprocess = reprocess
+        self.environ = environ
+        self.registry = registry
+        self.progress = progress or _NoProgress()
+        self.make_sink = make_sink  # wraps the DuckDB sink (fault injection in tests)
+        self.sleep = sleep
+
+    def specs(self) -> list[Any]:
+        if self.names is None:
+            return list(self.stack.pipelines)
+        return [self.stack.pipeline(n) for n in self.names]  # KeyError names what exists
+
+    def run(self) -> RunReport:
+        import duckdb
+
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"root folder {self.root} does not exist")
+        specs = self.specs()
+        self.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.warehouse))
+        try:
+            ledger = Ledger(con)
+            ledger.ensure()
+            objects = list_objects(self.root)
+            report = RunReport()
+            plans = []
+            for spec in specs:
+                pr = PipelineReport(spec.name)
+                report.pipelines.append(pr)
+                plans.append((spec, pr, self._todo(spec, objects, ledger, pr)))
+            self.progress.start(sum(len(t) for _, _, t in plans),
+                                sum(o.size for _, _, t in plans for o in t))
+            for spec, pr, todo in plans:
+                self._run_pipeline(con, ledger, spec, pr, todo)
+            return report
+        finally:
+            con.close()
+
+    def _todo(self, spec: Any, objects: list[tuple[str, Path]], ledger: Ledger,
+              pr: PipelineReport) -> list[_Todo]:
+        prefix, suffix = spec.source.prefix, spec.source.suffix
+        todo = []
+        for key, path in objects:
+            if not key.startswith(prefix) or not key.endswith(suffix):
+                continue
+            sha = _sha256(path)
+            if not self.reprocess and ledger.is_done(spec.name, key, sha):
+                pr.skipped += 1
+                continue
+            todo.append(_Todo(key, path, path.stat().st_size, sha))
+        return todo
+
+    def _engine(self, con: Any, spec: Any) -> tuple[Engine, DuckDBSink]:
+        from ..manifest import build_manifest, load_steps
+
+        steps = load_steps(build_manifest(spec, self.registry))
+        table = DuckDBSink(con, spec.sink.table, spec.sink.columns, pipeline=spec.name,
+                           max_batch=spec.limits.sink_batch)
+        table.prepare()
+        sink: Sink = self.make_sink(table) if self.make_sink else table
+        ctx = Context(pipeline=spec.name,
+                      lookup=FolderLookup(self.root / "lookup", _lookup_keys(spec)),
+                      secret=env_secret(self.environ))
+        engine = Engine(
+            spec.name, steps, sink, FolderDeadLetter(self.root / "deadletter"), ctx,
+            retry=RetryPolicy(max_attempts=spec.limits.max_attempts, sleep=self.sleep),
+            fmt=spec.source.format, compression=spec.source.compression,
+            csv_delimiter=spec.source.csv_delimiter,
+        )
+        return engine, table
+
+    def _run_pipeline(self, con: Any, ledger: Ledger, spec: Any, pr: PipelineReport,
+                      todo: list[_Todo]) -> None:
+        try:
+            engine, table = self._engine(con, spec)
+        except Exception as exc:  # bad plugin, settings or sink schema: the pipeline cannot run
+            pr.errors.append(ObjectError(spec.name, "", f"{type(exc).__name__}: {exc}"))
+            pr.failed += len(todo)
+            for o in todo:
+                self.progress.done(spec.name, o.key, False)
+            return
+        for o in todo:
+            self.progress.begin(spec.name, o.key, o.size)
+            try:
+                c = self._process(con, ledger, engine, table, spec.name, o)
+            except Exception as exc:  # the object fails as a whole; the others still run
+                pr.failed += 1
+                pr.errors.append(ObjectError(spec.name, o.key, f"{type(exc).__name__}: {exc}"))
+                self.progress.done(spec.name, o.key, False)
+                continue
+            pr.objects += 1
+            pr.bytes += o.size
+            pr.counters.add(c)
+            self.progress.done(spec.name, o.key, True)
+
+    def _process(self, con: Any, ledger: Ledger, engine: Engine, table: DuckDBSink,
+                 pipeline: str, o: _Todo) -> Counters:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if self.reprocess or ledger.seen(pipeline, o.key):
+                table.delete_object(o.key)
+            table.object_key = o.key
+            with o.path.open("rb") as f:
+                reader = _HashingReader(f, self.progress)
+                c = engine.process_object(reader, o.key, str(self.root))  # type: ignore[arg-type]
+                if reader.drain() != o.sha256:
+                    raise RuntimeError(f"object {o.key!r} changed while it was being read")
+            ledger.record(pipeline, o.key, o.sha256, o.size, c)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return c
