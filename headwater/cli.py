@@ -89,6 +89,53 @@ def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machin
     console.print(table)
 
 
+@app.command()
+def run(
+    stack: StackOpt = "local",
+    project_dir: ProjectOpt = Path("."),
+    root: Annotated[Path, typer.Option(
+        "--root", help="folder standing in for the bucket (keys are paths relative to it)")
+    ] = Path("data"),
+    warehouse: Annotated[Path, typer.Option(
+        "--warehouse", help="DuckDB file the sink tables and the ledger go to")
+    ] = Path(".headwater/warehouse.duckdb"),
+    pipeline: Annotated[list[str] | None, typer.Option(
+        "--pipeline", "-p", help="run only this pipeline (repeatable)")] = None,
+    reprocess: Annotated[bool, typer.Option(
+        "--reprocess", help="process objects already done too, replacing their earlier rows")
+    ] = False,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="show a progress bar while running")] = True,
+) -> None:
+    """Run the stack's pipelines over the objects in --root, into a local DuckDB file."""
+    from runtimes.local.report import RichProgress, summary_table
+    from runtimes.local.runner import LocalRunner
+
+    config = load_stack(stack, project_dir)
+    if not root.is_dir():
+        raise fail(f"--root {root} is not a folder (it stands in for the bucket)")
+    runner = LocalRunner(config, root, warehouse, pipelines=pipeline, reprocess=reprocess)
+    try:
+        runner.specs()
+    except KeyError as exc:
+        raise fail(exc.args[0]) from None
+    bar = RichProgress(err) if progress else None
+    runner.progress = bar or runner.progress
+    if bar is not None:
+        with bar:
+            report = runner.run()
+    else:
+        report = runner.run()
+    console.print(summary_table(report))
+    for e in report.errors:
+        where = f"object {e.key!r}" if e.key else "could not start"
+        err.print(f"[bold red]failed:[/] pipeline {e.pipeline!r}, {where}: {e.error}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"warehouse: {warehouse}  dead-letters: {root / 'deadletter'}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
