@@ -89,6 +89,23 @@ def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machin
     console.print(table)
 
 
+@transforms_app.command("new")
+def transforms_new(
+    name: Annotated[str, typer.Argument(help="transform name, e.g. mask_email (the `use:` name)")],
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="folder to create headwater-<name>/ in")] = Path("."),
+) -> None:
+    """Scaffold an installable plugin package headwater-<name> with a test."""
+    from headwater.scaffold import ScaffoldError, scaffold
+
+    try:
+        target = scaffold(name, directory)
+    except ScaffoldError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[green]created[/] {target}", highlight=False)
+    console.print(f"  pip install -e {target}    then: headwater transforms list", highlight=False)
+
+
 @app.command()
 def run(
     stack: StackOpt = "local",
