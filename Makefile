@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The signups pipeline uses the example plugin (country_name) and a secret (email-key).
+# A second `make demo` writes nothing new: the ledger in the DuckDB file skips done objects.
 demo: install
+	$(BIN)/pip install --quiet --no-build-isolation ./examples/plugins/headwater-geo
 	$(BIN)/headwater validate --stack local
-	$(BIN)/headwater run --stack local --root examples/orders --warehouse .headwater/demo.duckdb
+	HEADWATER_SECRET_EMAIL_KEY=demo-key $(BIN)/headwater run --stack local --no-progress \
+		--root examples/orders --warehouse .headwater/demo.duckdb
 	$(BIN)/python -c "import duckdb; c = duckdb.connect('.headwater/demo.duckdb', read_only=True); \
-	print(c.sql('select * from orders order by order_id limit 5'))"
+	print(c.sql('select order_id, user_id, value_cents, category, tier, country, ts from orders order by order_id limit 5')); \
+	print(c.sql('select country, country_name, plan, left(email, 16) as email_hmac from signups'))"
 
 test: install
 	$(BIN)/pytest -q -p no:cacheprovider
