@@ -1,0 +1,192 @@
+"""Building one function artifact per pipeline.
+
+    manifest  = build_manifest(pipeline)                  # every use: resolved and checked
+    needs     = resolve(manifest, target, provided)       # plugin dists + requirements, pinned
+    entries   = headwater runtime subset + manifest + each need's files for the target
+    artifact  = write_zip(sorted entries)                 # byte-reproducible
+
+A build whose inputs (every entry's name and content identity) match the previous
+build in the same folder returns that artifact without rewriting it, so a Pulumi program
+can call :func:`build_pipeline_artifact` on every run cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .archive import LEVEL, Artifact, DistSize, check_unique, sha256_file, write_zip
+from .errors import ArtifactTooLargeError, PackagingError
+from .layouts import CORE_DIRS, CORE_FILES, Layout, Limits, layout_for
+from .resolve import HEADWATER, resolve
+from .wheels import Entry, Wheelhouse, distribution_entries
+
+__all__ = ["build_pipeline_artifact", "build_stack", "source_root"]
+
+FORMAT = 1  # bump when the archive layout changes, so old builds are not reused
+MANIFEST_LABEL = "(manifest)"
+
+Progress = Callable[[str], None]
+
+
+def source_root() -> Path:
+    """The folder holding the ``transforms`` and ``runtimes`` packages of this install."""
+    import transforms
+
+    return Path(transforms.__file__).resolve().parent.parent
+
+
+def _file_entry(root: Path, rel: str, label: str) -> Entry:
+    path = root / rel
+    data = path.read_bytes()
+    return Entry(rel, label, len(data), hashlib.sha256(data).hexdigest(), path.read_bytes)
+
+
+def _bytes_entry(name: str, label: str, data: bytes) -> Entry:
+    return Entry(name, label, len(data), hashlib.sha256(data).hexdigest(), lambda: data)
+
+
+def runtime_entries(layout: Layout, root: Path | None = None) -> list[Entry]:
+    """The headwater source files a function imports (never the plan-time modules)."""
+    root = root or source_root()
+    if not (root / layout.entry).is_file():
+        raise PackagingError(f"{layout.entry} is missing under {root}: the {layout.cloud} "
+                             "adapter is not installed with this headwater")
+    rels = list(CORE_FILES)
+    for folder in (*CORE_DIRS, layout.adapter):
+        rels += sorted(p.relative_to(root).as_posix() for p in (root / folder).rglob("*.py")
+                       if "__pycache__" not in p.parts)
+    return [_file_entry(root, rel, HEADWATER) for rel in rels]
+
+
+def _check_refs(manifest: dict[str, Any], entries: Iterable[Entry]) -> None:
+    names = {e.arcname for e in entries}
+    tops = {n.split("/", 1)[0] for n in names}
+    for step in manifest["steps"]:
+        module = step["ref"].partition(":")[0]
+        top = module.split(".")[0]
+        if top in tops or f"{top}.py" in names or any(
+                n.startswith(f"{top}.") and n.endswith((".so", ".pyd")) for n in names):
+            continue
+        raise PackagingError(
+            f"pipeline {manifest['pipeline']['name']!r}, step {step['index']} ({step['use']}): "
+            f"module {module} of distribution {step.get('distribution')} is not in the "
+            "artifact; is the plugin installed as a regular (RECORD-listed) distribution?")
+
+
+def _input_hash(entries: list[Entry], layout: Layout) -> str:
+    doc = {"format": FORMAT, "level": LEVEL, "layout": type(layout).__name__,
+           "target": [layout.target.python, layout.target.arch],
+           "entries": [[e.arcname, e.identity] for e in entries]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _check_size(name: str, what: str, size: int, limit: int | None,
+                by_dist: dict[str, int]) -> None:
+    if limit is not None and size > limit:
+        raise ArtifactTooLargeError(name, what, size, limit, by_dist)
+
+
+def _reuse(path: Path, meta: Path, input_hash: str) -> Artifact | None:
+    """The earlier build at ``path`` if its inputs were the same and the file is intact."""
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        doc = json.loads(meta.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    if doc.get("input_hash") != input_hash or sha256_file(path) != doc.get("sha256"):
+        return None
+    return Artifact(doc["pipeline"], doc["cloud"], path, doc["sha256"], doc["size"],
+                    doc["unzipped_size"],
+                    {k: DistSize(**v) for k, v in doc["distributions"].items()},
+                    doc["python"], doc["arch"], input_hash, reused=True)
+
+
+def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
+                            wheelhouse: str | Path | Wheelhouse | None = None,
+                            offline: bool = False,
+                            python: str | None = None, arch: str | None = None,
+                            limits: Limits | None = None, registry: Any | None = None,
+                            reuse: bool = True, progress: Progress | None = None) -> Artifact:
+    """Build ``pipeline``'s artifact for ``stack.cloud`` into ``out_dir``.
+
+    ``stack`` is a StackConfig (``cloud``, ``python``, ``arch``) and ``pipeline`` one of
+    its PipelineSpecs; ``python`` / ``arch`` override the stack's. ``limits`` replaces the
+    platform's size limits (tests). Raises :class:`PackagingError` subclasses.
+    """
+    from runtimes.manifest import MANIFEST_NAME, build_manifest
+    from transforms.registry import RegistryError
+
+    say = progress or (lambda _msg: None)
+    layout = layout_for(stack.cloud, python or stack.python, arch or stack.arch)
+    limits = limits or layout.limits
+    out_dir = Path(out_dir)
+    path = out_dir / layout.artifact_name(pipeline.name)
+    say(f"{pipeline.name}: resolving transforms")
+    try:
+        manifest = build_manifest(pipeline, registry)
+    except RegistryError as exc:
+        raise PackagingError(str(exc)) from exc
+    needs = resolve(manifest, layout.target, layout.provided)
+    house = wheelhouse if isinstance(wheelhouse, Wheelhouse) else Wheelhouse(wheelhouse, offline)
+
+    entries = runtime_entries(layout)
+    data = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+    entries.append(_bytes_entry(MANIFEST_NAME, MANIFEST_LABEL, data))
+    entries += [_bytes_entry(n, HEADWATER, b) for n, b in layout.extra_files(manifest).items()]
+    for need in needs:
+        say(f"{pipeline.name}: {need.project} {need.version} for {layout.target.platform}")
+        entries += distribution_entries(need, layout.target, house)
+    entries = check_unique(entries)
+    _check_refs(manifest, entries)
+
+    input_hash = _input_hash(entries, layout)
+    meta = path.with_name(path.stem + ".build.json")
+    if reuse and (old := _reuse(path, meta, input_hash)) is not None:
+        _check_size(path.name, "zipped", old.size, limits.zipped,
+                    {k: v.zipped for k, v in old.distributions.items()})
+        return old
+
+    unzipped: dict[str, int] = {}
+    for e in entries:
+        unzipped[e.dist] = unzipped.get(e.dist, 0) + e.size
+    _check_size(path.name, "unzipped", sum(unzipped.values()), limits.unzipped, unzipped)
+
+    say(f"{pipeline.name}: writing {path.name}")
+    sizes = write_zip(path, entries)
+    size = path.stat().st_size
+    try:
+        _check_size(path.name, "zipped", size, limits.zipped,
+                    {k: v.zipped for k, v in sizes.items()})
+    except ArtifactTooLargeError:
+        path.unlink()  # never leave an undeployable artifact where a deploy would pick it up
+        meta.unlink(missing_ok=True)
+        raise
+    artifact = Artifact(pipeline.name, stack.cloud, path, sha256_file(path), size,
+                        sum(unzipped.values()), sizes, layout.target.python, layout.target.arch,
+                        input_hash)
+    meta.write_text(json.dumps(artifact.to_json(), indent=2, sort_keys=True) + "\n",
+                    encoding="utf-8")
+    return artifact
+
+
+def build_stack(stack: Any, out_dir: str | Path, *, pipelines: Iterable[str] | None = None,
+                **options: Any) -> list[Artifact]:
+    """One artifact per pipeline of ``stack`` (or of the named ``pipelines``), in order."""
+    wanted = list(pipelines) if pipelines else [p.name for p in stack.pipelines]
+    known = {p.name for p in stack.pipelines}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise PackagingError(f"no pipeline {', '.join(map(repr, unknown))} in this stack; have: "
+                             f"{', '.join(sorted(known))}")
+    if "wheelhouse" not in options or not isinstance(options["wheelhouse"], Wheelhouse):
+        options["wheelhouse"] = Wheelhouse(options.get("wheelhouse"),
+                                           options.pop("offline", False))
+    else:
+        options.pop("offline", None)
+    return [build_pipeline_artifact(stack, stack.pipeline(name), out_dir, **options)
+            for name in wanted]

@@ -1,0 +1,171 @@
+"""Per-cloud artifact layouts: what a function's artifact holds and how big it may be.
+
+A layout is one small class per cloud. The shared build (:mod:`.build`) resolves the
+chain's distributions and writes the archive; the layout only says
+
+- which Python platform the function runs on (:class:`Target`: wheel tags, markers),
+- which distributions the platform runtime already provides (boto3 on Lambda),
+- which headwater adapter package goes in next to the engine,
+- the artifact's file name and the platform's size limits.
+
+Only AWS Lambda exists today. Cloud Functions (``main.py`` + ``requirements.txt``) and
+Azure Functions (``function_app.py`` + ``host.json`` + ``.python_packages``) become
+subclasses here once their adapters exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+
+from .errors import PackagingError
+
+__all__ = ["AwsLambdaLayout", "Layout", "Limits", "Target", "layout_for"]
+
+MIB = 1024 * 1024
+
+# The headwater source files every function needs (paths relative to the source root).
+# Plan-time modules (runtimes/spec.py: pydantic, transforms/registry.py: metadata scans,
+# runtimes/packaging, runtimes/local, components, the CLI) stay out.
+CORE_FILES = (
+    "transforms/__init__.py",
+    "transforms/contract.py",
+    "runtimes/__init__.py",
+    "runtimes/engine.py",
+    "runtimes/formats.py",
+    "runtimes/sinks.py",
+    "runtimes/deadletter.py",
+    "runtimes/manifest.py",
+)
+# All built-ins go in (about 20 KiB zipped): they import one another (schema uses
+# timestamp, all use _settings), so a per-step subset would need an import-graph walk to
+# save a few kilobytes, and a missed edge would only show up as an ImportError in the cloud.
+CORE_DIRS = ("transforms/builtins",)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits in bytes; ``None`` means no limit."""
+
+    zipped: int | None = None
+    unzipped: int | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Python a function runs on: CPython ``python`` on manylinux ``arch``."""
+
+    python: str  # "3.12"
+    arch: str  # "arm64" | "x86_64"
+    glibc: tuple[int, int] = (2, 17)
+
+    @property
+    def machine(self) -> str:
+        return {"arm64": "aarch64", "aarch64": "aarch64"}.get(self.arch, self.arch)
+
+    @property
+    def version(self) -> tuple[int, int]:
+        major, minor = self.python.split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def platforms(self) -> list[str]:
+        """manylinux platform tags the target's glibc accepts, best first.
+
+        ``linux_*`` (locally built, unportable) wheels are deliberately not among them.
+        """
+        major, top = self.glibc
+        tags = [f"manylinux_{major}_{minor}_{self.machine}" for minor in range(top, 16, -1)]
+        return tags + [f"manylinux2014_{self.machine}"]
+
+    @property
+    def platform(self) -> str:
+        """A short description for messages: ``manylinux_2_34_aarch64 / CPython 3.12``."""
+        return f"{self.platforms[0]} / CPython {self.python}"
+
+    def tags(self) -> list[Tag]:
+        """Wheel tags this target accepts, in preference order."""
+        interpreter = f"cp{self.version[0]}{self.version[1]}"
+        return [*cpython_tags(self.version, platforms=self.platforms),
+                *compatible_tags(self.version, interpreter, self.platforms)]
+
+    def markers(self, extra: str = "") -> dict[str, str]:
+        """The PEP 508 marker environment of the target (not of the builder)."""
+        full = f"{self.python}.0" if self.python.count(".") == 1 else self.python
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": full,
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": full,
+            "python_version": ".".join(self.python.split(".")[:2]),
+            "sys_platform": "linux",
+            "extra": extra,
+        }
+
+
+class Layout:
+    """What one cloud's function artifact looks like. Subclass per cloud."""
+
+    cloud: ClassVar[str]
+    kind: ClassVar[str]
+    # distributions the platform's Python runtime already has; never packaged, and their
+    # own requirements are not followed either
+    provided: ClassVar[frozenset[str]] = frozenset()
+    adapter: ClassVar[str]  # the headwater adapter package dir, e.g. "runtimes/aws"
+    entry: ClassVar[str]  # the module the platform imports, e.g. "runtimes/aws/handler.py"
+    limits: ClassVar[Limits] = Limits()
+
+    def __init__(self, python: str = "3.12", arch: str = "arm64") -> None:
+        self.target = self.make_target(python, arch)
+
+    def make_target(self, python: str, arch: str) -> Target:
+        return Target(python, arch)
+
+    def artifact_name(self, pipeline: str) -> str:
+        return f"{pipeline}-{self.kind}.zip"
+
+    def extra_files(self, manifest: dict[str, Any]) -> dict[str, bytes]:
+        """Layout-specific files at the artifact root (``requirements.txt``, ``host.json`` ...)."""
+        return {}
+
+
+class AwsLambdaLayout(Layout):
+    """A Lambda deployment package: a zip whose root holds ``runtimes/``, ``transforms/``,
+    the manifest and the unpacked dependency wheels; handler ``runtimes.aws.handler.handler``."""
+
+    cloud = "aws"
+    kind = "lambda"
+    provided = frozenset({"boto3", "botocore"})
+    adapter = "runtimes/aws"
+    entry = "runtimes/aws/handler.py"
+    limits = Limits(zipped=50 * MIB, unzipped=250 * MIB)
+
+    def make_target(self, python: str, arch: str) -> Target:
+        if arch not in ("arm64", "x86_64"):
+            raise PackagingError(f"headwater:arch {arch!r} is not a Lambda architecture "
+                                 "(arm64 or x86_64)")
+        # python3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34), older ones on AL2 (2.26)
+        glibc = (2, 34) if tuple(int(p) for p in python.split(".")[:2]) >= (3, 12) else (2, 26)
+        return Target(python, arch, glibc)
+
+
+LAYOUTS: dict[str, type[Layout]] = {"aws": AwsLambdaLayout}
+
+
+def layout_for(cloud: str, python: str = "3.12", arch: str = "arm64") -> Layout:
+    try:
+        cls = LAYOUTS[cloud]
+    except KeyError:
+        if cloud == "local":
+            raise PackagingError("a local stack runs in-process (`headwater run`); there is "
+                                 "nothing to package") from None
+        raise PackagingError(f"no packaging layout for cloud {cloud!r} yet; available: "
+                             f"{', '.join(sorted(LAYOUTS))}") from None
+    return cls(python, arch)
