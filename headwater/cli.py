@@ -153,6 +153,39 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def package(
+    stack: StackOpt = "aws",
+    project_dir: ProjectOpt = Path("."),
+    out: Annotated[Path, typer.Option("--out", help="artifacts go to OUT/<stack>/")] = Path("dist"),
+    wheelhouse: Annotated[Path | None, typer.Option(
+        "--wheelhouse", help="wheel cache folder (default ~/.cache/headwater/wheels)")] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="use only wheels already in the cache; never download")] = False,
+    pipeline: Annotated[list[str] | None, typer.Option(
+        "--pipeline", "-p", help="package only this pipeline (repeatable)")] = None,
+) -> None:
+    """Build each pipeline's function artifact for the stack's cloud (reproducible bytes)."""
+    from runtimes.packaging import PackagingError, build_stack
+    from runtimes.packaging.errors import human
+
+    config = load_stack(stack, project_dir)
+    target = out / stack
+    try:
+        with err.status("packaging", spinner="dots") as status:
+            artifacts = build_stack(config, target, pipelines=pipeline, wheelhouse=wheelhouse,
+                                    offline=offline,
+                                    progress=lambda msg: status.update(f"packaging {msg}"))
+    except PackagingError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})")
+    for col in ("pipeline", "artifact", "size", "sha256"):
+        table.add_column(col, overflow="fold")
+    for a in artifacts:
+        table.add_row(a.pipeline, str(a.path), human(a.size), a.sha256)
+    console.print(table)
+
+
 def main() -> None:
     app()
 
