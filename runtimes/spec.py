@@ -118,6 +118,11 @@ class PipelineSpec(_Model):
         description="logical secret name (as a transform asks ctx.secret) -> the cloud secret "
         "store's id (AWS Secrets Manager ARN or name ...); locally HEADWATER_SECRET_<NAME>",
     )
+    lookups: dict[str, str] = Field(
+        default_factory=dict,
+        description="lookup table (as named by a transform) -> an existing table to read "
+        "instead of creating one (DynamoDB table name ...)",
+    )
     overrides: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
 
     @field_validator("name")
