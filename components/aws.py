@@ -1,0 +1,108 @@
+"""AWS components: :class:`Pipeline` (``headwater:aws:Pipeline``) and :func:`deploy_stack`.
+
+Layout: the pipeline component is in ``aws_pipeline``, buckets and the Firehose/Glue sink
+in ``aws_storage``, IAM documents in ``aws_policy``, plan-time checks in ``aws_checks``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from runtimes.spec import PipelineSpec, StackConfig
+
+from .aws_checks import CHILDREN, check_pipeline, check_stack
+from .aws_pipeline import Pipeline, PipelineArgs
+from .common import PlanError
+
+__all__ = ["CHILDREN", "BucketTrigger", "Pipeline", "PipelineArgs", "PlanError",
+           "check_pipeline", "check_stack", "deploy_stack"]
+
+ArtifactFor = Callable[[PipelineSpec], "str | os.PathLike[str] | pulumi.Archive | Any"]
+DIST = Path("dist") / "aws"
+
+
+class BucketTrigger(pulumi.ComponentResource):
+    """The one S3 notification of an existing bucket read by several pipelines.
+
+    S3 keeps one notification configuration per bucket; two ``BucketNotification``
+    resources on a bucket overwrite each other on every update, so pipelines reading an
+    existing bucket always share this one (even while only one pipeline uses it, so that
+    adding a second never moves the configuration and briefly deletes it). It replaces any
+    notification configuration the bucket had before.
+    """
+
+    def __init__(self, name: str, bucket: str, pipelines: list[Pipeline],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("headwater:aws:BucketTrigger", name, None, opts)
+        self.notification = aws.s3.BucketNotification(
+            f"{name}-notification", bucket=bucket,
+            queues=[p.notification_queue for p in pipelines],
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[p.queue_policy for p in pipelines]))
+        self.register_outputs({"bucket": bucket})
+
+
+def _packaged(stack: StackConfig) -> ArtifactFor:
+    def build(spec: PipelineSpec) -> Any:
+        from runtimes.packaging import build_pipeline_artifact
+
+        return build_pipeline_artifact(stack, spec, DIST / spec.name)
+
+    return build
+
+
+def _artifact_path(artifact: Any) -> Any:
+    """A packaging ``Artifact`` (has ``.path``), a path, or a :class:`pulumi.Archive`."""
+    return getattr(artifact, "path", artifact)
+
+
+def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
+                 opts: pulumi.ResourceOptions | None = None,
+                 export: bool = True) -> list[pulumi.ComponentResource]:
+    """One :class:`Pipeline` per pipeline of ``stack``, plus a :class:`BucketTrigger` per
+    existing source bucket, and the stack outputs.
+
+    ``artifact_for(spec)`` gives each function's zip; by default the packaging API builds
+    it under ``dist/aws/<pipeline>/``. ``opts`` (providers, protect, transforms ...) go to
+    every component, hence to every child.
+    """
+    check_stack(stack)  # every spec refused or accepted before anything is created
+    artifact_for = artifact_for or _packaged(stack)
+    topic = None
+    if stack.alarm_email:
+        # Encrypted only with a customer key: CloudWatch cannot publish to a topic under the
+        # AWS-managed SNS key, whose policy cannot grant it.
+        topic = aws.sns.Topic("headwater-alarms", kms_master_key_id=stack.kms_key, opts=opts)
+        aws.sns.TopicSubscription("headwater-alarms-email", topic=topic.arn, protocol="email",
+                                  endpoint=stack.alarm_email,
+                                  opts=pulumi.ResourceOptions.merge(
+                                      opts, pulumi.ResourceOptions(parent=topic)))
+    pipelines: list[Pipeline] = []
+    shared: dict[str, list[Pipeline]] = defaultdict(list)
+    for spec in stack.pipelines:
+        pipeline = Pipeline(spec.name, PipelineArgs(
+            spec=spec, artifact=_artifact_path(artifact_for(spec)), python=stack.python,
+            arch=stack.arch, kms_key=stack.kms_key,
+            alarm_topic_arn=topic.arn if topic is not None else None,
+            notify=spec.source.bucket is None), opts=opts)
+        pipelines.append(pipeline)
+        if spec.source.bucket:
+            shared[spec.source.bucket].append(pipeline)
+    out: list[pulumi.ComponentResource] = list(pipelines)
+    for bucket, users in shared.items():
+        out.append(BucketTrigger(f"trigger-{bucket}", bucket, users, opts=opts))
+    if export:
+        pulumi.export("raw_buckets", {p.spec.name: p.bucket.bucket for p in pipelines})
+        pulumi.export("curated_buckets", {p.spec.name: p.curated_bucket.bucket for p in pipelines})
+        pulumi.export("queue_urls", {p.spec.name: p.queue.url for p in pipelines})
+        pulumi.export("dlq_urls", {p.spec.name: p.dlq.url for p in pipelines})
+        pulumi.export("function_names", {p.spec.name: p.function.name for p in pipelines})
+        pulumi.export("athena_queries", {p.spec.name: p.athena_query for p in pipelines})
+    return out

@@ -1,0 +1,296 @@
+"""``headwater:aws:Pipeline``: one pipeline spec as S3 -> SQS -> Lambda -> Firehose/Glue.
+
+Every child has ``parent=self``, so options given to the component (providers, protect,
+transforms, aliases) reach all of them. Children are attributes (``pipeline.queue``,
+``pipeline.function`` ...) for programs that attach more; ``overrides.aws.<child>`` in the
+spec is merged into that child's arguments (see :data:`CHILDREN`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from runtimes.spec import PipelineSpec
+
+from . import aws_policy as policy
+from . import aws_storage as storage
+from .aws_checks import check_pipeline, function_name, lookup_keys, queue_timeouts
+from .common import merge_args
+
+__all__ = ["Pipeline", "PipelineArgs"]
+
+HANDLER = "runtimes.aws.handler.handler"
+LOG_RETENTION_DAYS = 30
+DLQ_RETENTION_S = 14 * 24 * 3600  # the SQS maximum: time to notice and redrive
+QUEUE_RETENTION_S = 4 * 24 * 3600
+OLDEST_MESSAGE_ALARM_S = 900
+IDEMPOTENCY_KEY = "pk"  # "<bucket>/<key>#<etag>", written by the handler with a condition
+IDEMPOTENCY_TTL = "expires_at"
+EVENTS = ["s3:ObjectCreated:*"]  # an S3 event type, not an IAM action
+
+
+@dataclass
+class PipelineArgs:
+    """Arguments of :class:`Pipeline`.
+
+    ``artifact`` is the function's zip (a path, or any :class:`pulumi.Archive`);
+    ``notify=False`` leaves the S3 notification to the caller (pipelines sharing an existing
+    bucket must share one notification, see :func:`components.aws.deploy_stack`), which then
+    reads :attr:`Pipeline.notification_queue`.
+    """
+
+    spec: PipelineSpec
+    artifact: str | os.PathLike[str] | pulumi.Archive
+    python: str = "3.12"
+    arch: str = "arm64"
+    kms_key: str | None = None
+    alarm_topic_arn: pulumi.Input[str] | None = None
+    glue_database: str | None = None
+    notify: bool = True
+
+
+def _code(artifact: Any) -> tuple[pulumi.Archive, str | None]:
+    if isinstance(artifact, pulumi.Archive):
+        return artifact, None
+    path = os.fspath(artifact)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    # Lambda's CodeSha256 form (base64): an unchanged artifact shows no diff.
+    return pulumi.FileArchive(path), base64.b64encode(digest.digest()).decode()
+
+
+class Pipeline(pulumi.ComponentResource):
+    """One headwater pipeline on AWS. See README-aws.md for what it creates."""
+
+    def __init__(self, name: str, args: PipelineArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("headwater:aws:Pipeline", name, None, opts)
+        spec = args.spec
+        check_pipeline(spec, args.kms_key)
+        self.spec = spec
+        self._name = name
+        self._overrides: dict[str, dict[str, Any]] = dict(spec.overrides.get("aws", {}))
+        kms = args.kms_key
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        part = aws.get_partition_output(opts=invoke).partition
+        region = aws.get_region_output(opts=invoke).region
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        ids = {"partition": part, "region": region, "account": account}
+
+        # Raw objects: the replay source, kept retention_days.
+        src = spec.source
+        if src.bucket:
+            self.bucket = aws.s3.Bucket.get(f"{name}-raw", src.bucket,
+                                            opts=pulumi.ResourceOptions(parent=self))
+        else:
+            self.bucket = storage.secure_bucket(
+                self._make, "bucket", f"{name}-raw", prefix=storage.bucket_prefix(name, "raw"),
+                kms_key=kms, expire=(src.prefix, spec.retention_days))
+        raw_name, raw_arn = self.bucket.bucket, self.bucket.arn
+
+        # Queue, with a DLQ so a poison notification is parked, never lost.
+        fn_timeout, visibility = queue_timeouts(spec)
+        self.dlq = self._make("dlq", aws.sqs.Queue, f"{name}-dlq", {
+            "message_retention_seconds": DLQ_RETENTION_S, "sqs_managed_sse_enabled": True})
+        self.queue = self._make("queue", aws.sqs.Queue, f"{name}-queue", {
+            "visibility_timeout_seconds": visibility,
+            "message_retention_seconds": QUEUE_RETENTION_S,
+            "receive_wait_time_seconds": 20,
+            "sqs_managed_sse_enabled": True,
+            "redrive_policy": self.dlq.arn.apply(lambda arn: json.dumps(
+                {"deadLetterTargetArn": arn, "maxReceiveCount": spec.limits.max_receive_count})),
+        })
+        self.queue_policy = self._make(None, aws.sqs.QueuePolicy, f"{name}-queue-policy", {
+            "queue_url": self.queue.url,
+            "policy": policy.document([{
+                **policy.statement(["sqs:SendMessage"], [self.queue.arn], sid="FromRawBucket",
+                                   condition={"ArnEquals": {"aws:SourceArn": raw_arn},
+                                              "StringEquals": {"aws:SourceAccount": account}}),
+                "Principal": {"Service": "s3.amazonaws.com"}}]),
+        })
+        self.notification_queue: dict[str, Any] = {
+            "id": spec.name, "queue_arn": self.queue.arn, "events": EVENTS,
+            "filter_prefix": src.prefix, **({"filter_suffix": src.suffix} if src.suffix else {})}
+        self.notification: aws.s3.BucketNotification | None = None
+        if args.notify:
+            self.notification = self._make("notification", aws.s3.BucketNotification,
+                                           f"{name}-notification",
+                                           {"bucket": raw_name, "queues": [self.notification_queue]},
+                                           depends_on=[self.queue_policy])
+
+        # Enrichment tables and the idempotency record of processed objects.
+        table_sse: dict[str, Any] = {"enabled": True, **({"kms_key_arn": kms} if kms else {})}
+        self.lookup_tables: dict[str, aws.dynamodb.Table] = {}
+        for table, key in lookup_keys(spec).items():
+            if table in spec.lookups:
+                self.lookup_tables[table] = aws.dynamodb.Table.get(
+                    f"{name}-lookup-{table}", spec.lookups[table],
+                    opts=pulumi.ResourceOptions(parent=self))
+                continue
+            self.lookup_tables[table] = self._make(
+                "lookup_table", aws.dynamodb.Table, f"{name}-lookup-{table}", {
+                    "billing_mode": "PAY_PER_REQUEST", "hash_key": key,
+                    "attributes": [{"name": key, "type": "S"}],
+                    "server_side_encryption": table_sse,
+                    "point_in_time_recovery": {"enabled": True}})
+        self.idempotency_table = self._make("idempotency_table", aws.dynamodb.Table,
+                                            f"{name}-idempotency", {
+            "billing_mode": "PAY_PER_REQUEST", "hash_key": IDEMPOTENCY_KEY,
+            "attributes": [{"name": IDEMPOTENCY_KEY, "type": "S"}],
+            "ttl": {"attribute_name": IDEMPOTENCY_TTL, "enabled": True},
+            "server_side_encryption": table_sse})
+
+        # Curated bucket, Glue table and Firehose stream (JSON -> Parquet, by day).
+        if spec.sink.existing:
+            self.curated_bucket = aws.s3.Bucket.get(f"{name}-curated", spec.sink.existing,
+                                                    opts=pulumi.ResourceOptions(parent=self))
+        else:
+            self.curated_bucket = storage.secure_bucket(
+                self._make, "curated_bucket", f"{name}-curated",
+                prefix=storage.bucket_prefix(name, "curated"), kms_key=kms)
+        database = args.glue_database or storage.glue_name(
+            pulumi.get_project(), pulumi.get_stack(), spec.name)
+        sink = storage.sink(self._make, name, table=spec.sink.table,
+                            partition=spec.sink.partition, columns=spec.sink.columns,
+                            database=database, bucket_name=self.curated_bucket.bucket,
+                            bucket_arn=self.curated_bucket.arn, arns=ids, kms_key=kms)
+        self.stream, self.firehose_role = sink.stream, sink.role
+        self.glue_database, self.glue_table = sink.database, sink.table
+
+        # Dead-letter objects: deadletter.bucket, else the curated bucket.
+        if spec.deadletter.bucket:
+            dl_name: pulumi.Input[str] = spec.deadletter.bucket
+            dl_arn = pulumi.Output.concat("arn:", part, ":s3:::", spec.deadletter.bucket)
+        else:
+            dl_name, dl_arn = self.curated_bucket.bucket, self.curated_bucket.arn
+
+        fn_name = function_name(pulumi.get_stack(), spec.name)
+        self.log_group = self._make("log_group", aws.cloudwatch.LogGroup, f"{name}-logs", {
+            "name": f"/aws/lambda/{fn_name}", "retention_in_days": LOG_RETENTION_DAYS})
+
+        self.role = self._make("role", aws.iam.Role, f"{name}-role", {
+            "assume_role_policy": policy.assume_role("lambda.amazonaws.com", account),
+            "description": f"headwater pipeline {spec.name} (function)"})
+        secret_arns = {
+            logical: ref if ref.startswith("arn:") else pulumi.Output.concat(
+                "arn:", part, ":secretsmanager:", region, ":", account, ":secret:", ref,
+                "-??????")  # Secrets Manager appends six random characters to a name's ARN
+            for logical, ref in spec.secrets.items()}
+        statements = [
+            policy.statement(["s3:GetObject"], [pulumi.Output.concat(raw_arn, "/", src.prefix, "*")],
+                             sid="ReadRawPrefix"),
+            policy.statement(["sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                              "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+                             [self.queue.arn], sid="ConsumeQueue"),
+            policy.statement(["firehose:PutRecordBatch"], [self.stream.arn], sid="WriteSink"),
+            policy.statement(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                              "dynamodb:UpdateItem"], [self.idempotency_table.arn],
+                             sid="Idempotency"),
+            policy.statement(["s3:PutObject"], [pulumi.Output.concat(
+                dl_arn, "/", spec.deadletter.prefix, spec.name, "/*")], sid="WriteDeadLetter"),
+            # Lambda names its log streams at run time, so the streams of this one log group
+            # are named by the child wildcard (see aws_policy's rule); the group is exact.
+            policy.statement(["logs:CreateLogStream", "logs:PutLogEvents"],
+                             [self.log_group.arn,
+                              pulumi.Output.concat(self.log_group.arn, ":log-stream:*")],
+                             sid="OwnLogGroup"),
+        ]
+        if self.lookup_tables:
+            statements.append(policy.statement(
+                ["dynamodb:BatchGetItem"], [t.arn for t in self.lookup_tables.values()],
+                sid="LookupTables"))
+        if secret_arns:
+            statements.append(policy.statement(["secretsmanager:GetSecretValue"],
+                                               list(secret_arns.values()), sid="Secrets"))
+        if kms:
+            statements.append(policy.statement(["kms:Decrypt", "kms:GenerateDataKey"], [kms],
+                                               sid="BucketKey"))
+        self.role_policy = self._make(None, aws.iam.RolePolicy, f"{name}-role-policy",
+                                      {"role": self.role.id, "policy": policy.document(statements)})
+
+        code, code_hash = _code(args.artifact)
+        env = {
+            "HEADWATER_PIPELINE": spec.name,
+            "HEADWATER_STREAM": self.stream.name,
+            "HEADWATER_DEADLETTER_BUCKET": dl_name,
+            "HEADWATER_DEADLETTER_PREFIX": spec.deadletter.prefix,
+            "HEADWATER_IDEMPOTENCY_TABLE": self.idempotency_table.name,
+            "HEADWATER_LOOKUP_TABLES": pulumi.Output.all(
+                **{t: tb.name for t, tb in self.lookup_tables.items()}).apply(
+                lambda names: json.dumps(names, sort_keys=True)),
+            "HEADWATER_LOOKUP_KEYS": json.dumps(lookup_keys(spec), sort_keys=True),
+            # Secret *references* (name or ARN), never values: the function reads them.
+            "HEADWATER_SECRETS": json.dumps(dict(spec.secrets), sort_keys=True),
+            "HEADWATER_MIN_REMAINING_MS": "10000",
+        }
+        self.function = self._make("function", aws.lambda_.Function, f"{name}-function", {
+            "name": fn_name, "role": self.role.arn, "handler": HANDLER,
+            "runtime": f"python{args.python}", "architectures": [args.arch],
+            "memory_size": spec.limits.memory_mb, "timeout": fn_timeout,
+            "code": code, **({"source_code_hash": code_hash} if code_hash else {}),
+            "environment": {"variables": env},
+            "logging_config": {"log_format": "JSON", "log_group": self.log_group.name},
+        }, depends_on=[self.role_policy, self.log_group])
+        # Back-pressure: the queue absorbs bursts; at most max_concurrency invocations
+        # reach the warehouse. Failed records are reported per message, not per batch.
+        self.event_source_mapping = self._make(
+            "event_source_mapping", aws.lambda_.EventSourceMapping, f"{name}-trigger", {
+                "event_source_arn": self.queue.arn, "function_name": self.function.arn,
+                "batch_size": spec.limits.batch_size,
+                "maximum_batching_window_in_seconds": spec.limits.batching_window_s,
+                "function_response_types": ["ReportBatchItemFailures"],
+                "scaling_config": {"maximum_concurrency": spec.limits.max_concurrency}},
+            depends_on=[self.role_policy])
+
+        self.alarms = self._alarms(args.alarm_topic_arn)
+        self.athena_query = pulumi.Output.all(self.glue_database.name, self.glue_table.name).apply(
+            lambda p: f'SELECT * FROM "{p[0]}"."{p[1]}"'
+            + (" WHERE dt = cast(current_date AS varchar)" if spec.sink.partition != "none" else "")
+            + " LIMIT 10")
+        self.register_outputs({
+            "bucket_name": raw_name, "queue_url": self.queue.url, "dlq_url": self.dlq.url,
+            "function_name": self.function.name, "stream_name": self.stream.name,
+            "curated_bucket_name": self.curated_bucket.bucket, "athena_query": self.athena_query,
+        })
+
+    def _make(self, key: str | None, cls: type, name: str, args: dict[str, Any],
+              **opts: Any) -> Any:
+        """Create a child with ``parent=self`` and ``overrides.aws.<key>`` merged in."""
+        merged = merge_args(args, self._overrides.get(key) if key else None)
+        return cls(name, opts=pulumi.ResourceOptions(parent=self, **opts), **merged)
+
+    def _alarms(self, topic: pulumi.Input[str] | None) -> dict[str, aws.cloudwatch.MetricAlarm]:
+        actions = [topic] if topic is not None else []
+        fn = {"FunctionName": self.function.name}
+        specs = {
+            "errors": ("AWS/Lambda", "Errors", "Sum", fn, 0,
+                       "the function failed; the messages will be retried, then dead-lettered"),
+            "throttles": ("AWS/Lambda", "Throttles", "Sum", fn, 0,
+                          "the function was throttled (account concurrency?)"),
+            "dlq-visible": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
+                            {"QueueName": self.dlq.name}, 0,
+                            "notifications gave up after maxReceiveCount attempts: inspect and "
+                            "redrive the DLQ"),
+            "oldest-message": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
+                               {"QueueName": self.queue.name}, OLDEST_MESSAGE_ALARM_S,
+                               "the queue is falling behind"),
+        }
+        out = {}
+        for key, (ns, metric, stat, dims, threshold, why) in specs.items():
+            out[key] = self._make("alarm", aws.cloudwatch.MetricAlarm, f"{self._name}-{key}", {
+                "namespace": ns, "metric_name": metric, "statistic": stat, "dimensions": dims,
+                "period": 300, "evaluation_periods": 1, "threshold": threshold,
+                "comparison_operator": "GreaterThanThreshold", "treat_missing_data": "notBreaching",
+                "alarm_description": f"headwater {self.spec.name}: {why}",
+                "alarm_actions": actions, "ok_actions": actions})
+        return out
