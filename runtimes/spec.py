@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
     "Cloud",
@@ -152,13 +152,16 @@ class StackConfig(_Model):
     alarm_email: str | None = None
     kms_key: str | None = None
 
-    @model_validator(mode="after")
-    def _unique(self) -> StackConfig:
-        names = [p.name for p in self.pipelines]
+    # a field validator, so the error points at headwater:pipelines (a model validator's
+    # error has no location and printed as "headwater:: ...")
+    @field_validator("pipelines")
+    @classmethod
+    def _unique(cls, pipelines: list[PipelineSpec]) -> list[PipelineSpec]:
+        names = [p.name for p in pipelines]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"pipeline names must be unique; repeated: {', '.join(dupes)}")
-        return self
+        return pipelines
 
     def pipeline(self, name: str) -> PipelineSpec:
         for p in self.pipelines:
