@@ -131,9 +131,10 @@ def _notification(doc: Any, wrapped: bool) -> Notification:
 def _object(i: int, rec: Any) -> ObjectRef:
     where = f"Records[{i}]"
     if not isinstance(rec, Mapping):
-        raise ValueError(f"{where}: expected an S3 record object; got {_describe(rec)}")
+        raise ValueError(f"{where}: got {_describe(rec)}; expected {_BODY_SHAPE}")
     if rec.get("eventSource") not in ("aws:s3", None):
-        raise ValueError(f"{where}: 'eventSource' is {rec.get('eventSource')!r}, not 'aws:s3'")
+        raise ValueError(f"{where}: 'eventSource' is {rec.get('eventSource')!r}, not 'aws:s3'; "
+                         f"expected {_BODY_SHAPE}")
     s3 = rec.get("s3")
     bucket = s3.get("bucket") if isinstance(s3, Mapping) else None
     obj = s3.get("object") if isinstance(s3, Mapping) else None
