@@ -1,0 +1,298 @@
+"""The Lambda handler end to end on a moto server.
+
+S3 itself puts the notifications on the queue (moto delivers them on ``PutObject``); the
+test receives those SQS messages, builds the event Lambda's SQS event source would pass,
+calls the handler, and reads what Firehose delivered into the curated bucket.
+
+In the emulator Firehose writes each ``PutRecordBatch`` as one S3 object holding the
+records' bytes as sent (JSON lines); the Parquet conversion of the real service is not
+emulated, so the assertions are on those JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote_plus
+
+import orjson
+import pytest
+
+from runtimes.aws import clients, handler
+
+pytestmark = pytest.mark.e2e
+
+DAY = "raw/orders/2024/05/01/"
+GOOD = "\n".join([
+    '{"order_id": 1, "user_id": "u1", "value": 19.99, "category": " books ", "ts": "2024-05-01T10:00:00Z"}',
+    '{"order_id": 2, "user_id": "u2", "value": "1234.50", "category": "garden", "ts": "2024-05-01T11:30:00Z"}',
+    '{"order_id": 3, "user_id": "u1", "value": 0.07, "category": "Toys ", "ts": 1714564800}',
+]) + "\n"
+GZ = "\n".join([
+    '{"order_id": 4, "user_id": "u3", "value": 0.1, "category": "food", "ts": "2024-05-01T12:00:00Z"}',
+    '{"order_id": 5, "user_id": "u2", "value": 100, "category": "food", "ts": "2024-05-01T12:01:00Z"}',
+]) + "\n"
+CSV = "order_id,user_id,value,category,ts\n6,u3,5.10, music ,2024-05-01T13:00:00Z\n"
+BAD = "\n".join([
+    '{"order_id": 7, "user_id": "u1", "value": 2.5, "category": "books", "ts": "2024-05-01T14:00:00Z"}',
+    '{"order_id": 8, "user_id": "u1", "value": 3',
+    '{"order_id": 9, "user_id": "u2", "value": "abc", "category": "books", "ts": "2024-05-01T14:00:00Z"}',
+    '{"order_id": 10, "user_id": "u404", "value": 1, "category": "books", "ts": "2024-05-01T14:00:00Z"}',
+]) + "\n"
+
+
+def _order(order_id: str, user: str, cents: int, category: str, ts: str) -> dict[str, Any]:
+    tier, country = {"u1": ("gold", "FR"), "u2": ("silver", "DE"), "u3": ("bronze", "US")}[user]
+    return {"order_id": order_id, "user_id": user, "value_cents": cents, "category": category,
+            "ts": ts, "tier": tier, "country": country}
+
+
+def _by_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: int(r["order_id"]))
+
+
+def _failures(result: dict[str, Any]) -> list[str]:
+    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
+
+
+def _emf(out: str) -> list[dict[str, Any]]:
+    return [d for d in map(json.loads, filter(None, out.splitlines())) if "_aws" in d]
+
+
+def _object_messages(stack) -> list[dict[str, Any]]:
+    return [m for m in stack.receive() if "s3:TestEvent" not in m["Body"]]
+
+
+def test_sqs_s3_notifications_write_transformed_enriched_records_and_deadletter_bad_ones(
+        orders_stack, fake_context, capsys):
+    st = orders_stack
+    st.put(DAY + "good.ndjson", GOOD)
+    st.put_gz(DAY + "batch two+more.ndjson.gz", GZ)  # key arrives as batch+two%2Bmore...
+    st.put(DAY + "orders.csv", CSV)
+    st.put(DAY + "bad.ndjson", BAD)
+    st.put("elsewhere/ignored.ndjson", GOOD)  # outside the prefix: S3 sends nothing
+    messages = st.receive()
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert bodies[0]["Event"] == "s3:TestEvent"  # sent by S3 when the notification was set
+    keys = [b["Records"][0]["s3"]["object"]["key"] for b in bodies[1:]]
+    assert "batch+two%2Bmore.ndjson.gz" in keys[1]  # URL-encoded, '+' for the space
+    assert [unquote_plus(k) for k in keys] == [
+        DAY + "good.ndjson", DAY + "batch two+more.ndjson.gz", DAY + "orders.csv",
+        DAY + "bad.ndjson"]
+
+    result = handler.handler(st.event(messages), fake_context(120_000))
+
+    assert _failures(result) == []
+    assert _by_id(st.delivered()) == [
+        _order("1", "u1", 1999, "BOOKS", "2024-05-01T10:00:00Z"),
+        _order("2", "u2", 123450, "GARDEN", "2024-05-01T11:30:00Z"),
+        _order("3", "u1", 7, "TOYS", "2024-05-01T12:00:00Z"),
+        _order("4", "u3", 10, "FOOD", "2024-05-01T12:00:00Z"),
+        _order("5", "u2", 10000, "FOOD", "2024-05-01T12:01:00Z"),
+        _order("6", "u3", 510, "MUSIC", "2024-05-01T13:00:00Z"),
+        _order("7", "u1", 250, "BOOKS", "2024-05-01T14:00:00Z"),
+    ]
+    dead = st.deadletters()
+    assert len(dead) == 1
+    (name, entries), = dead.items()
+    assert name.startswith("deadletter/orders/dt=") and name.endswith(".ndjson")
+    summary = [(e["pipeline"], e["source"], e["line"], e["step"], e["error_type"]) for e in entries]
+    source = {"bucket": st.raw, "key": DAY + "bad.ndjson"}
+    assert summary == [
+        ("orders", source, 2, "decode", "JSONDecodeError"),
+        ("orders", source, 3, "1:cents", "ValueError"),
+        ("orders", source, 4, "3:enrich", "LookupError"),
+    ]
+    assert entries[0]["raw"] == '{"order_id": 8, "user_id": "u1", "value": 3'
+    assert "'abc'" in entries[1]["message"]
+    assert entries[2]["record"]["user_id"] == "u404"
+    head = st.s3.head_object(Bucket=st.deadletter, Key=name)
+    assert head["ServerSideEncryption"] == "AES256"
+
+    (emf,) = _emf(capsys.readouterr().out)
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "headwater"
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["pipeline"]]
+    assert emf["pipeline"] == "orders"
+    assert {k: emf[k] for k in ("Received", "Written", "DeadLettered", "Dropped", "Objects",
+                                "FailedMessages")} == {
+        "Received": 10, "Written": 7, "DeadLettered": 3, "Dropped": 0, "Objects": 4,
+        "FailedMessages": 0}
+    assert st.claim(st.raw, DAY + "good.ndjson")["status"]["S"] == "DONE"
+
+
+def test_redelivered_message_writes_nothing_twice(orders_stack, fake_context, capsys):
+    st = orders_stack
+    st.put(DAY + "good.ndjson", GOOD)
+    event = st.event(_object_messages(st))
+
+    assert _failures(handler.handler(event, fake_context(120_000))) == []
+    first = st.delivered_objects()
+    assert len(st.delivered()) == 3
+    assert _failures(handler.handler(event, fake_context(120_000))) == []
+
+    assert st.delivered_objects() == first
+    assert len(st.delivered()) == 3
+    emfs = _emf(capsys.readouterr().out)
+    assert [(e["Written"], e["Duplicates"]) for e in emfs] == [(3, 0), (0, 1)]
+
+
+class _FailingFirstCall:
+    """A thin proxy on the real Firehose client: on the first ``PutRecordBatch`` it keeps
+    back the entries ``fail`` picks, forwards the others to moto, and answers as Firehose
+    does on partial failure (``FailedPutCount``, an ``ErrorCode`` per failed entry). moto
+    itself never fails entries, hence the proxy."""
+
+    def __init__(self, real: Any, fail: set[int]) -> None:
+        self.real = real
+        self.fail = fail
+        self.calls: list[list[dict[str, Any]]] = []
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]):
+        self.calls.append([orjson.loads(r["Data"]) for r in Records])
+        if len(self.calls) > 1:
+            return self.real.put_record_batch(DeliveryStreamName=DeliveryStreamName,
+                                              Records=Records)
+        keep = [r for i, r in enumerate(Records) if i not in self.fail]
+        sent = iter(self.real.put_record_batch(DeliveryStreamName=DeliveryStreamName,
+                                               Records=keep)["RequestResponses"])
+        answers = [{"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+                   if i in self.fail else next(sent) for i in range(len(Records))]
+        return {"FailedPutCount": len(self.fail), "Encrypted": False, "RequestResponses": answers}
+
+
+def test_firehose_failed_entries_are_retried_alone(orders_stack, fake_context, monkeypatch):
+    st = orders_stack
+    real_client = clients.client
+    proxies: list[_FailingFirstCall] = []
+
+    def client(service: str) -> Any:
+        c = real_client(service)
+        if service != "firehose":
+            return c
+        if not proxies:
+            proxies.append(_FailingFirstCall(c, fail={0, 2}))
+        return proxies[0]
+
+    monkeypatch.setattr(clients, "client", client)
+    st.put(DAY + "good.ndjson", GOOD)
+
+    assert _failures(handler.handler(st.event(_object_messages(st)), fake_context(120_000))) == []
+
+    first, second = proxies[0].calls
+    assert [r["order_id"] for r in first] == ["1", "2", "3"]
+    assert second == [first[0], first[2]]
+    assert _by_id(st.delivered()) == _by_id(first)  # each record exactly once
+    assert st.deadletters() == {}
+
+
+def test_get_object_failure_reports_only_that_message(orders_stack, fake_context):
+    st = orders_stack
+    st.put(DAY + "a.ndjson", GOOD)
+    st.put(DAY + "b.ndjson", GZ)
+    st.put(DAY + "c.ndjson", CSV.replace(",", "|"))
+    messages = _object_messages(st)
+    st.s3.delete_object(Bucket=st.raw, Key=DAY + "b.ndjson")  # get_object -> NoSuchKey
+
+    result = handler.handler(st.event(messages), fake_context(120_000))
+
+    assert _failures(result) == [messages[1]["MessageId"]]
+    assert sorted(r["order_id"] for r in st.delivered()) == ["1", "2", "3"]
+    # c.ndjson is not JSON at all: its line goes to the dead-letter, the message succeeds
+    (entries,) = st.deadletters().values()
+    assert [(e["source"]["key"], e["error_type"]) for e in entries] == [
+        (DAY + "c.ndjson", "JSONDecodeError"), (DAY + "c.ndjson", "JSONDecodeError")]
+    # the failed object's claim was released, so the redelivery can take it
+    items = st.ddb.scan(TableName=st.idempotency)["Items"]
+    assert sorted(i["pk"]["S"].split("#")[0] for i in items) == [
+        f"{st.raw}/{DAY}a.ndjson", f"{st.raw}/{DAY}c.ndjson"]
+
+
+def test_s3_test_event_is_acknowledged_without_work(orders_stack, fake_context):
+    st = orders_stack
+    messages = st.receive()
+    assert [json.loads(m["Body"])["Event"] for m in messages] == ["s3:TestEvent"]
+
+    assert _failures(handler.handler(st.event(messages), fake_context(120_000))) == []
+    assert st.delivered_objects() == []
+    assert st.deadletters() == {}
+
+
+def test_low_remaining_time_reports_the_rest_as_failures_without_partial_writes(
+        orders_stack, fake_context):
+    st = orders_stack
+    st.put(DAY + "a.ndjson", GOOD)
+    st.put(DAY + "b.ndjson", GZ)
+    st.put(DAY + "c.csv", CSV)
+    messages = _object_messages(st)
+
+    # enough time for the first object only
+    result = handler.handler(st.event(messages), fake_context(60_000, 9_000))
+
+    assert _failures(result) == [m["MessageId"] for m in messages[1:]]
+    assert sorted(r["order_id"] for r in st.delivered()) == ["1", "2", "3"]
+    assert st.claim(st.raw, DAY + "b.ndjson") is None
+    assert st.claim(st.raw, DAY + "c.csv") is None
+
+    # the redelivery finishes the job, and the first object is not written again
+    result = handler.handler(st.event(messages), fake_context(60_000))
+    assert _failures(result) == []
+    assert sorted(r["order_id"] for r in st.delivered()) == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_no_time_at_all_fails_every_message_and_writes_nothing(orders_stack, fake_context):
+    st = orders_stack
+    st.put(DAY + "a.ndjson", GOOD)
+    messages = _object_messages(st)
+
+    result = handler.handler(st.event(messages), fake_context(5_000))
+
+    assert _failures(result) == [messages[0]["MessageId"]]
+    assert st.delivered_objects() == []
+    assert st.ddb.scan(TableName=st.idempotency)["Items"] == []
+
+
+def test_deadletter_write_failure_fails_the_message_and_releases_the_claim(
+        orders_stack, fake_context):
+    st = orders_stack
+    st.s3.delete_bucket(Bucket=st.deadletter)
+    st.put(DAY + "bad.ndjson", BAD)
+    messages = _object_messages(st)
+
+    result = handler.handler(st.event(messages), fake_context(120_000))
+
+    assert _failures(result) == [messages[0]["MessageId"]]
+    assert st.claim(st.raw, DAY + "bad.ndjson") is None
+
+
+def test_message_with_a_live_claim_elsewhere_is_retried_later(orders_stack, fake_context):
+    st = orders_stack
+    st.put(DAY + "a.ndjson", GOOD)
+    messages = _object_messages(st)
+    from runtimes.aws.idempotency import GO, Idempotency
+
+    idem = Idempotency(st.ddb, st.idempotency)
+    etag = st.s3.head_object(Bucket=st.raw, Key=DAY + "a.ndjson")["ETag"].strip('"')
+    assert idem.claim(Idempotency.key(st.raw, DAY + "a.ndjson", etag), 600)[0] == GO
+
+    result = handler.handler(st.event(messages), fake_context(120_000))
+
+    assert _failures(result) == [messages[0]["MessageId"]]
+    assert st.delivered_objects() == []
+
+
+def test_malformed_body_fails_that_message_only(orders_stack, fake_context):
+    st = orders_stack
+    st.put(DAY + "a.ndjson", GOOD)
+    messages = _object_messages(st)
+    junk = dict(messages[0], MessageId="junk-1", Body='{"hello": "world"}')
+
+    result = handler.handler(st.event([junk, *messages]), fake_context(120_000))
+
+    assert _failures(result) == ["junk-1"]
+    assert len(st.delivered()) == 3
+
+
+def test_malformed_event_raises_value_error_naming_the_expected_shape(orders_stack,
+                                                                      fake_context):
+    with pytest.raises(ValueError, match="expected an SQS event"):
+        handler.handler({"detail": {}}, fake_context(120_000))
