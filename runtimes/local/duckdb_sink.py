@@ -184,12 +184,13 @@ class DuckDBSink:
         return f"{fn}({expr} AS {dtype})"
 
     def _misfit(self, expr: str, dtype: str) -> str:
-        cond = f"({expr} IS NOT NULL AND {self._cast(expr, dtype, True)} IS NULL)"
+        cast = self._cast(expr, dtype, True)
+        bad = f"{cast} IS NULL"
         if dtype in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT"):
             # a BIGINT cast rounds '1.5' to 2; refuse anything that is not integral
-            cond = (f"({cond} OR TRY_CAST({expr} AS DOUBLE) <> "
-                    f"{self._cast(expr, dtype, True)})")
-        return cond
+            bad += f" OR TRY_CAST({expr} AS DOUBLE) IS DISTINCT FROM {cast}"
+        # never NULL: a NULL here would neither insert nor report the row
+        return f"COALESCE({expr} IS NOT NULL AND ({bad}), TRUE)"
 
     # -- write ------------------------------------------------------------------------
 
@@ -221,11 +222,16 @@ class DuckDBSink:
             targets = [quote(n) for n in names] + [quote(m) for m in META]
             values = [self._cast(f"c{i}", columns[n], False) for i, n in enumerate(names)]
             where = f" WHERE NOT ({' OR '.join(misfits)})" if misfits else ""
-            con.execute(
+            inserted = con.execute(
                 f"INSERT INTO {quote(self.table)} ({', '.join(targets)}) "
                 f"SELECT {', '.join(values + ['?', '?'])} FROM {_STAGE}{where}",
                 [self.pipeline, self.object_key],
-            )
+            ).fetchall()
+            # every record is inserted or reported, never neither (the caller rolls back)
+            if inserted and inserted[0][0] != len(records) - len(failures):
+                raise RuntimeError(
+                    f"table {self.table!r}: inserted {inserted[0][0]} of "
+                    f"{len(records) - len(failures)} records that passed the type check")
         finally:
             con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         return failures
