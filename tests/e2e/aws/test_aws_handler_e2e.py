@@ -296,3 +296,51 @@ def test_malformed_event_raises_value_error_naming_the_expected_shape(orders_sta
                                                                       fake_context):
     with pytest.raises(ValueError, match="expected an SQS event"):
         handler.handler({"detail": {}}, fake_context(120_000))
+
+
+def test_expired_claim_of_a_dead_invocation_is_taken_over(orders_stack, fake_context):
+    st = orders_stack
+    st.put(DAY + "a.ndjson", GOOD)
+    messages = _object_messages(st)
+    import time
+
+    from runtimes.aws.idempotency import GO, Idempotency
+
+    etag = st.s3.head_object(Bucket=st.raw, Key=DAY + "a.ndjson")["ETag"].strip('"')
+    pk = Idempotency.key(st.raw, DAY + "a.ndjson", etag)
+    earlier = Idempotency(st.ddb, st.idempotency, clock=lambda: time.time() - 1000)
+    assert earlier.claim(pk, 60)[0] == GO  # its lease ended 940 s ago
+
+    result = handler.handler(st.event(messages), fake_context(120_000))
+
+    assert _failures(result) == []
+    assert len(st.delivered()) == 3
+    assert st.claim(st.raw, DAY + "a.ndjson")["status"]["S"] == "DONE"
+
+
+def test_unreachable_lookup_table_fails_the_message_without_dead_lettering(
+        orders_stack, fake_context, monkeypatch):
+    st = orders_stack
+    monkeypatch.setenv("HEADWATER_LOOKUP_TABLES", json.dumps({"users": "no-such-table"}))
+    st.put(DAY + "a.ndjson", GOOD)
+    messages = _object_messages(st)
+
+    result = handler.handler(st.event(messages), fake_context(120_000))
+
+    assert _failures(result) == [messages[0]["MessageId"]]  # Retryable: SQS redelivers
+    assert st.delivered_objects() == []
+    assert st.deadletters() == {}
+    assert st.claim(st.raw, DAY + "a.ndjson") is None
+
+
+def test_engine_and_clients_are_built_once_per_container(orders_stack, fake_context):
+    st = orders_stack
+    st.put(DAY + "a.ndjson", GOOD)
+    event = st.event(_object_messages(st))
+    handler.handler(event, fake_context(120_000))
+    engine, s3 = handler._state[0].engine, clients.client("s3")
+
+    handler.handler(event, fake_context(120_000))
+
+    assert handler._state[0].engine is engine and clients.client("s3") is s3
+    assert clients.client("s3").meta.config.retries["mode"] == "standard"
