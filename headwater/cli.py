@@ -138,11 +138,16 @@ def run(
         raise fail(exc.args[0]) from None
     bar = RichProgress(err) if progress else None
     runner.progress = bar or runner.progress
-    if bar is not None:
-        with bar:
+    import duckdb
+
+    try:
+        if bar is not None:
+            with bar:
+                report = runner.run()
+        else:
             report = runner.run()
-    else:
-        report = runner.run()
+    except (duckdb.Error, OSError) as exc:  # e.g. another run holds the warehouse file's lock
+        raise fail(f"{type(exc).__name__}: {exc}") from None
     console.print(summary_table(report))
     for e in report.errors:
         where = f"object {e.key!r}" if e.key else "could not start"

@@ -12,6 +12,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -22,12 +23,24 @@ from .runner import RunReport
 __all__ = ["RichProgress", "summary_table"]
 
 
+class _Amount(ProgressColumn):
+    """``3/5`` for the objects bar, ``1.8/3.5 kB`` for the bytes bar."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = MofNCompleteColumn()
+        self.size = DownloadColumn()
+
+    def render(self, task: Any) -> Any:
+        return (self.size if task.fields.get("unit") == "bytes" else self.count).render(task)
+
+
 class RichProgress:
     """A :class:`runtimes.local.runner.Progress` drawing two bars: objects and bytes."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), DownloadColumn(), TimeElapsedColumn(),
+                            _Amount(), TimeElapsedColumn(),
                             console=console, transient=True)
         self.objects: Any = None
         self.bytes: Any = None
@@ -41,7 +54,7 @@ class RichProgress:
 
     def start(self, objects: int, total_bytes: int) -> None:
         self.objects = self.bar.add_task("objects", total=objects)
-        self.bytes = self.bar.add_task("bytes", total=total_bytes)
+        self.bytes = self.bar.add_task("bytes", total=total_bytes, unit="bytes")
 
     def begin(self, pipeline: str, key: str, size: int) -> None:
         self.bar.update(self.objects, description=f"{pipeline}: {key}")

@@ -216,3 +216,23 @@ def test_run_reprocess_keeps_one_copy(bucket, tmp_path):
 def test_run_missing_root(tmp_path):
     result = invoke(*run_args(tmp_path / "nowhere", tmp_path / "w.duckdb"))
     assert result.exit_code == 1 and "is not a folder" in result.output
+
+
+def test_run_with_the_progress_bar_and_a_locked_warehouse(bucket, tmp_path):
+    wh = tmp_path / "w.duckdb"
+    args = [a for a in run_args(bucket, wh, "-p", "orders") if a != "--no-progress"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert summary_row(result.output, "orders")[1] == "5"
+    # another process holding the DuckDB file: a clear error, not a traceback
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; "
+                               f"c = duckdb.connect({str(wh)!r}); print('ready', flush=True); "
+                               "sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        locked = invoke(*args)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert locked.exit_code == 1 and "error: IOException" in locked.output
