@@ -313,3 +313,11 @@ def test_default_registry_is_scanned_once(monkeypatch):
         assert len(calls) == 1
     finally:
         default_registry.cache_clear()
+
+
+def test_unknown_name_in_the_installed_registry_suggests_the_builtin():
+    with pytest.raises(UnknownTransformError) as err:
+        default_registry().build("cent", {"source": "v"}, pipeline="orders", step=1)
+    assert "pipeline 'orders', step 1: unknown transform 'cent'. Did you mean: cents?" in str(
+        err.value)
+    assert "cents" in err.value.close_matches
