@@ -183,6 +183,14 @@ def build_stack(stack: Any, out_dir: str | Path, *, pipelines: Iterable[str] | N
     if unknown:
         raise PackagingError(f"no pipeline {', '.join(map(repr, unknown))} in this stack; have: "
                              f"{', '.join(sorted(known))}")
+    from runtimes.manifest import build_manifest
+    from transforms.registry import RegistryError
+
+    for name in wanted:  # every chain resolves before anything slow is built
+        try:
+            build_manifest(stack.pipeline(name), options.get("registry"))
+        except RegistryError as exc:
+            raise PackagingError(str(exc)) from exc
     if "wheelhouse" not in options or not isinstance(options["wheelhouse"], Wheelhouse):
         options["wheelhouse"] = Wheelhouse(options.get("wheelhouse"),
                                            options.pop("offline", False))

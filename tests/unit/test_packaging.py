@@ -285,3 +285,14 @@ def test_lambda_target_platform_tags():
     assert not [p for p in t312.platforms if p.startswith("linux_")]
     assert layout_for("aws", "3.11", "x86_64").target.platforms[0] == "manylinux_2_26_x86_64"
     assert str(t312.tags()[0]) == "cp312-cp312-manylinux_2_34_aarch64"
+
+
+def test_build_stack_checks_every_chain_before_writing_any_artifact(tmp_path):
+    from runtimes.packaging import build_stack
+
+    broken = dict(BUILTINS_ONLY, name="broken", transforms=[{"use": "renam"}])
+    with pytest.raises(PackagingError, match="pipeline 'broken', step 0: unknown transform "
+                                             "'renam'. Did you mean: rename"):
+        build_stack(stack(BUILTINS_ONLY, broken), tmp_path / "o", wheelhouse=tmp_path / "w",
+                    offline=True)
+    assert not (tmp_path / "o").exists()
