@@ -25,7 +25,7 @@ __all__ = ["CHILDREN", "BucketTrigger", "Pipeline", "PipelineArgs", "PlanError",
            "check_pipeline", "check_stack", "deploy_stack"]
 
 ArtifactFor = Callable[[PipelineSpec], "str | os.PathLike[str] | pulumi.Archive | Any"]
-DIST = Path("dist") / "aws"
+DIST = Path("dist")
 
 
 class BucketTrigger(pulumi.ComponentResource):
@@ -50,10 +50,15 @@ class BucketTrigger(pulumi.ComponentResource):
 
 
 def _packaged(stack: StackConfig) -> ArtifactFor:
+    """Build each artifact with the packaging API into ``dist/<stack>/``, the folder
+    ``headwater package --stack <stack>`` writes, so a prebuilt artifact is reused."""
     def build(spec: PipelineSpec) -> Any:
-        from runtimes.packaging import build_pipeline_artifact
+        from runtimes.packaging import PackagingError, build_pipeline_artifact
 
-        return build_pipeline_artifact(stack, spec, DIST / spec.name)
+        try:
+            return build_pipeline_artifact(stack, spec, DIST / pulumi.get_stack())
+        except PackagingError as exc:
+            raise PlanError(f"pipeline {spec.name!r}: cannot package its function: {exc}") from exc
 
     return build
 
@@ -70,7 +75,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
     existing source bucket, and the stack outputs.
 
     ``artifact_for(spec)`` gives each function's zip; by default the packaging API builds
-    it under ``dist/aws/<pipeline>/``. ``opts`` (providers, protect, transforms ...) go to
+    it under ``dist/<stack>/``. ``opts`` (providers, protect, transforms ...) go to
     every component, hence to every child.
     """
     check_stack(stack)  # every spec refused or accepted before anything is created

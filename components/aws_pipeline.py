@@ -232,6 +232,7 @@ class Pipeline(pulumi.ComponentResource):
             # Secret *references* (name or ARN), never values: the function reads them.
             "HEADWATER_SECRETS": json.dumps(dict(spec.secrets), sort_keys=True),
             "HEADWATER_MIN_REMAINING_MS": "10000",
+            **({"HEADWATER_DEADLETTER_KMS_KEY": kms} if kms else {}),
         }
         self.function = self._make("function", aws.lambda_.Function, f"{name}-function", {
             "name": fn_name, "role": self.role.arn, "handler": HANDLER,

@@ -24,7 +24,7 @@ import pulumi
 
 __all__ = ["assume_role", "document", "statement", "tls_only", "wildcard_problems"]
 
-_S3_PREFIX = re.compile(r"^arn:[a-z-]+:s3:::[a-z0-9][a-z0-9.-]+/[^*?]+\*$")
+_S3_PREFIX = re.compile(r"^arn:[a-z-]+:s3:::[a-z0-9][a-z0-9.-]*/[^*?]+\*$")
 _LOG_STREAMS = re.compile(
     r"^arn:[a-z-]+:logs:[a-z0-9-]+:\d{12}:log-group:[^*?:]+:log-stream:\*$")
 
