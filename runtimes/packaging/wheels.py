@@ -21,6 +21,7 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -223,11 +224,17 @@ def _editable_source(dist: md.Distribution) -> Path | None:
 
 def _wheel_from_source(source: Path, label: str) -> list[Entry]:
     with tempfile.TemporaryDirectory(prefix="headwater-wheel-") as tmp:
+        # build from a clean copy: a stale build/ in the source folder would put deleted
+        # modules back into the wheel, and the user's tree is left as it was
+        copy = Path(tmp) / "src"
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(
+            "build", "dist", "*.egg-info", ".git", ".venv", "__pycache__", ".tox", ".nox"))
+        out = Path(tmp) / "wheel"
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-             "--no-deps", "--no-build-isolation", "--wheel-dir", tmp, str(source)],
+             "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(copy)],
             capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("*.whl"))
+        wheels = sorted(out.glob("*.whl"))
         if proc.returncode != 0 or not wheels:
             raise PackagingError(f"building a wheel of {label} from {source} failed: "
                                  f"{(proc.stderr or proc.stdout).strip()[-800:]}")

@@ -296,3 +296,22 @@ def test_build_stack_checks_every_chain_before_writing_any_artifact(tmp_path):
         build_stack(stack(BUILTINS_ONLY, broken), tmp_path / "o", wheelhouse=tmp_path / "w",
                     offline=True)
     assert not (tmp_path / "o").exists()
+
+
+def test_editable_plugin_is_packaged_from_a_wheel_of_its_source(tmp_path, on_path):
+    source = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "headwater-geo"
+    # what `pip install -e` leaves: a dist-info whose RECORD has no module files and a
+    # direct_url.json marking the source folder as editable
+    site = make_dist(tmp_path / "site", "headwater-geo", {}, version="1.0.0",
+                     entry_points={"country_name": "headwater_geo:make"})
+    info = site / "headwater_geo-1.0.0.dist-info"
+    (info / "direct_url.json").write_text(json.dumps(
+        {"url": source.as_uri(), "dir_info": {"editable": True}}))
+    on_path(source / "src", "headwater_geo")
+    on_path(site)
+    spec = dict(BUILTINS_ONLY, transforms=[{"use": "country_name"}])
+    art = build(stack(spec), tmp_path / "o", tmp_path / "w")
+    with zipfile.ZipFile(art.path) as zf:
+        assert zf.read("headwater_geo/__init__.py") == (
+            source / "src" / "headwater_geo" / "__init__.py").read_bytes()
+        assert "headwater_geo-1.0.0.dist-info/entry_points.txt" in zf.namelist()
