@@ -86,6 +86,20 @@ def to_cents(value: Any, *, scale: int = 2, rounding: str = ROUND_HALF_UP,
         ) from None
 
 
+def _short_float(value: float, scale: int) -> str | None:
+    """``value * 10**scale`` as integer text when the shortest repr has at most ``scale``
+    decimals ("19.99" -> "1999", "-0.5" -> "-050"); ``None`` when rounding or an exponent
+    is involved (or for NaN / infinity), which :func:`to_cents` then handles.
+
+    The same exact result as going through ``Decimal(repr(value))``, without the Decimal
+    arithmetic: this is the common case and sits on the per-record path.
+    """
+    whole, dot, frac = repr(value).partition(".")
+    if not dot or len(frac) > scale or not frac.isdigit():
+        return None
+    return whole + frac.ljust(scale, "0")
+
+
 def make(*, source: str = "value", target: str = "value_cents", keep_source: bool = False,
          round: str = "half_up", scale: int = 2):
     """Convert the decimal amount in ``source`` to integer cents in ``target``.
@@ -126,8 +140,11 @@ def make(*, source: str = "value", target: str = "value_cents", keep_source: boo
             value = record[source]
         except KeyError:
             raise ValueError(f"field {source!r} is missing") from None
-        if type(value) is int:
+        t = type(value)
+        if t is int:
             record[target] = value * factor
+        elif t is float and (text := _short_float(value, scale)) is not None:
+            record[target] = int(text)
         else:
             record[target] = to_cents(value, scale=scale, field=source, _ctx=dctx)
         if remove:
