@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from importlib.util import find_spec
@@ -108,8 +109,12 @@ def moto_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # moto's backends are process-wide: start from nothing whatever ran before here
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
+                           timeout=10).close()
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
         server.stop()
 
