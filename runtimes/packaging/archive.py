@@ -8,7 +8,6 @@ builders linked against different zlib builds; the sha256 is stable per environm
 
 from __future__ import annotations
 
-import hashlib
 import stat
 import zipfile
 from collections.abc import Iterable
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import PackagingError
-from .wheels import Entry
+from .wheels import Entry, sha256_file
 
 __all__ = ["Artifact", "DistSize", "sha256_file", "write_zip"]
 
@@ -57,14 +56,6 @@ class Artifact:
             "python": self.python, "arch": self.arch, "input_hash": self.input_hash,
             "distributions": {k: vars(v) for k, v in sorted(self.distributions.items())},
         }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_unique(entries: Iterable[Entry]) -> list[Entry]:

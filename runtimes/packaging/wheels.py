@@ -82,7 +82,7 @@ def default_wheelhouse() -> Path:
     return base / "headwater" / "wheels"
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -153,7 +153,7 @@ class Wheelhouse:
 
 def wheel_entries(path: Path, label: str) -> list[Entry]:
     """The files a wheel installs into site-packages (``.data/purelib|platlib`` folded in)."""
-    digest = _sha256_file(path)
+    digest = sha256_file(path)
     zf = zipfile.ZipFile(path)
     entries = []
     for info in zf.infolist():
