@@ -240,7 +240,7 @@ def figure_coldstart(cfg: Config) -> Figure:
             runs[name].append(_import_once(paths, module))
     med = {n: tuple(statistics.median(r[i] for r in rs) for i in range(3)) for n, rs in runs.items()}
     base = runs["boto3-only handler"]
-    for name, _, _ in contenders:
+    for name, _, mod in contenders:
         diff = statistics.median(a[1] - b[1] for a, b in zip(runs[name], base, strict=True))
         it, inner, wall = med[name]
         fig.rows.append([name, f"{it:.1f}", f"{inner:.1f}", f"{wall:.1f}",
@@ -249,12 +249,13 @@ def figure_coldstart(cfg: Config) -> Figure:
             fig.targets.append(Target("Lambda handler import within 30 ms of the boto3-only "
                                       "handler", diff <= 30, f"{diff:+.1f} ms"))
             if diff > 30:
-                own, _ = _own_modules(_LAST[module])
+                own, _ = _own_modules(_LAST[mod])
                 fig.misses.append(
                     f"Figure 4, handler import {diff:+.1f} ms over boto3-only: in the last run "
                     f"headwater's own modules (runtimes.*, transforms.*) took {own:.1f} ms of "
-                    "self time; the rest is standard-library modules the handler needs and "
-                    "boto3 does not import (see `-X importtime`). On this shared machine the "
+                    "self time (loading the engine, decoders, event parsing and sinks it needs); "
+                    "the rest is standard-library modules they use that boto3 does not import "
+                    "(see `-X importtime`). On this shared machine the "
                     f"boto3-only import itself took {med['boto3-only handler'][1]:.0f} ms, "
                     "several times what it takes on an idle one, and every module's time "
                     "scales with it; deferring our imports to the first invocation would "
