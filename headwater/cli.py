@@ -49,16 +49,17 @@ def load_stack(stack: str, project_dir: Path):  # -> StackConfig
 @app.command()
 def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> None:
     """Check the stack config and every transform's settings; touches no data."""
-    from runtimes.manifest import build_manifest
-    from transforms.registry import RegistryError
+    from transforms.registry import RegistryError, default_registry
 
     config = load_stack(stack, project_dir)
+    registry = default_registry()
     problems = []
-    for p in config.pipelines:
-        try:
-            build_manifest(p)
-        except RegistryError as exc:
-            problems.append(str(exc))
+    for p in config.pipelines:  # every step of every pipeline: all problems in one run
+        for index, step in enumerate(p.transforms):
+            try:
+                registry.build(step.use, step.with_, pipeline=p.name, step=index)
+            except RegistryError as exc:
+                problems.append(str(exc))
     if problems:
         raise fail("\n".join(problems))
     table = Table(title=f"stack {stack} ({config.cloud})")

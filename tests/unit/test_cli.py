@@ -56,6 +56,19 @@ def test_validate_names_pipeline_step_and_setting_of_bad_settings(tmp_path):
     assert "(cents): setting 'round'" in result.output
 
 
+def test_validate_reports_every_bad_step_in_one_run(tmp_path):
+    project = write_stack(tmp_path, [
+        {"name": "orders", "source": {"prefix": "raw/orders/"}, "sink": {"table": "orders"},
+         "transforms": [{"use": "cent"}, {"use": "cents", "with": {"round": "up"}}]},
+        {"name": "clicks", "source": {"prefix": "raw/clicks/"}, "sink": {"table": "clicks"},
+         "transforms": [{"use": "require", "with": {"fields": []}}]}])
+    result = invoke("validate", "--stack", "t", "--project-dir", str(project))
+    assert result.exit_code == 1
+    assert "pipeline 'orders', step 0: unknown transform 'cent'. Did you mean: cents?" in result.output
+    assert "pipeline 'orders', step 1 (cents): setting 'round'" in result.output
+    assert "pipeline 'clicks', step 0 (require): setting 'fields'" in result.output
+
+
 def test_validate_reports_spec_errors_with_their_config_path(tmp_path):
     project = write_stack(tmp_path, [{"name": "orders", "source": {"prefix": "raw/"}, "sink": {}}])
     result = invoke("validate", "--stack", "t", "--project-dir", str(project))
