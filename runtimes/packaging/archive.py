@@ -48,12 +48,19 @@ class Artifact:
     arch: str = ""
     input_hash: str = ""
     reused: bool = False  # True when an identical earlier build was returned
+    bytecode: bool = False  # ships __pycache__/*.pyc for the target's Python
+    bytecode_python: str = ""  # full version of the interpreter that compiled it
+    bytecode_note: str = ""  # why there is no bytecode
+    bytecode_skipped: list[str] = field(default_factory=list)  # distribution files that
+    # did not compile for the target (shipped as source only, as pip installs them)
 
     def to_json(self) -> dict:
         return {
             "pipeline": self.pipeline, "cloud": self.cloud, "path": self.path.name,
             "sha256": self.sha256, "size": self.size, "unzipped_size": self.unzipped_size,
             "python": self.python, "arch": self.arch, "input_hash": self.input_hash,
+            "bytecode": self.bytecode, "bytecode_python": self.bytecode_python,
+            "bytecode_note": self.bytecode_note, "bytecode_skipped": self.bytecode_skipped,
             "distributions": {k: vars(v) for k, v in sorted(self.distributions.items())},
         }
 

@@ -3,11 +3,13 @@
     manifest  = build_manifest(pipeline)                  # every use: resolved and checked
     needs     = resolve(manifest, target, provided)       # plugin dists + requirements, pinned
     entries   = headwater runtime subset + manifest + each need's files for the target
-    artifact  = write_zip(sorted entries)                 # byte-reproducible
+    pycs      = compile_entries(entries, compiler)        # bytecode for the target's Python
+    artifact  = write_zip(sorted entries + pycs)          # byte-reproducible
 
 A build whose inputs (every entry's name and content identity) match the previous
 build in the same folder returns that artifact without rewriting it, so a Pulumi program
-can call :func:`build_pipeline_artifact` on every run cheaply.
+can call :func:`build_pipeline_artifact` on every run cheaply. The compiler (its version,
+or that there is none) is one of those inputs; bytecode is compiled only for a new build.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .archive import LEVEL, Artifact, DistSize, check_unique, sha256_file, write_zip
+from .bytecode import Compiler, compile_entries, find_compiler
 from .errors import ArtifactTooLargeError, PackagingError
 from .layouts import CORE_DIRS, CORE_FILES, Layout, Limits, layout_for
 from .resolve import HEADWATER, resolve
@@ -26,7 +29,7 @@ from .wheels import Entry, Wheelhouse, distribution_entries
 
 __all__ = ["build_pipeline_artifact", "build_stack", "source_root"]
 
-FORMAT = 1  # bump when the archive layout changes, so old builds are not reused
+FORMAT = 2  # bump when the archive layout changes, so old builds are not reused
 MANIFEST_LABEL = "(manifest)"
 
 Progress = Callable[[str], None]
@@ -77,9 +80,10 @@ def _check_refs(manifest: dict[str, Any], entries: Iterable[Entry]) -> None:
             "artifact; is the plugin installed as a regular (RECORD-listed) distribution?")
 
 
-def _input_hash(entries: list[Entry], layout: Layout) -> str:
+def _input_hash(entries: list[Entry], layout: Layout, compiler: Compiler) -> str:
     doc = {"format": FORMAT, "level": LEVEL, "layout": type(layout).__name__,
            "target": [layout.target.python, layout.target.arch],
+           "bytecode": compiler.version if compiler.found else None,
            "entries": [[e.arcname, e.identity] for e in entries]}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
@@ -103,7 +107,10 @@ def _reuse(path: Path, meta: Path, input_hash: str) -> Artifact | None:
     return Artifact(doc["pipeline"], doc["cloud"], path, doc["sha256"], doc["size"],
                     doc["unzipped_size"],
                     {k: DistSize(**v) for k, v in doc["distributions"].items()},
-                    doc["python"], doc["arch"], input_hash, reused=True)
+                    doc["python"], doc["arch"], input_hash, reused=True,
+                    bytecode=doc.get("bytecode", False), bytecode_python=doc.get(
+                        "bytecode_python", ""), bytecode_note=doc.get("bytecode_note", ""),
+                    bytecode_skipped=doc.get("bytecode_skipped", []))
 
 
 def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
@@ -144,13 +151,18 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
     entries = check_unique(entries)
     _check_refs(manifest, entries)
 
-    input_hash = _input_hash(entries, layout)
+    compiler = find_compiler(layout.target.python)
+    input_hash = _input_hash(entries, layout, compiler)
     meta = path.with_name(path.stem + ".build.json")
     if reuse and (old := _reuse(path, meta, input_hash)) is not None:
         _check_size(path.name, "zipped", old.size, limits.zipped,
                     {k: v.zipped for k, v in old.distributions.items()})
         return old
 
+    if compiler.found:
+        say(f"{pipeline.name}: compiling bytecode with Python {compiler.version}")
+    pycs, not_compiled = compile_entries(entries, compiler, strict=(HEADWATER,))
+    entries = check_unique(entries + pycs)
     unzipped: dict[str, int] = {}
     for e in entries:
         unzipped[e.dist] = unzipped.get(e.dist, 0) + e.size
@@ -168,7 +180,8 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
         raise
     artifact = Artifact(pipeline.name, stack.cloud, path, sha256_file(path), size,
                         sum(unzipped.values()), sizes, layout.target.python, layout.target.arch,
-                        input_hash)
+                        input_hash, bytecode=compiler.found, bytecode_python=compiler.version,
+                        bytecode_note=compiler.note, bytecode_skipped=not_compiled)
     meta.write_text(json.dumps(artifact.to_json(), indent=2, sort_keys=True) + "\n",
                     encoding="utf-8")
     return artifact

@@ -128,7 +128,17 @@ def test_builtins_only_lambda_artifact_holds_the_runtime_subset_and_is_under_1_m
     for plan_time in ("runtimes/spec.py", "transforms/registry.py"):
         assert plan_time not in files
     assert not [f for f in files if f.startswith(("runtimes/packaging/", "runtimes/local/"))]
-    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    # bytecode for this interpreter next to each headwater module, nothing else cached
+    cached = [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".pyo"))]
+    assert cached and art.bytecode and art.bytecode_python == sys.version.split()[0]
+    for f in cached:
+        head, _, rest = f.rpartition("/__pycache__/")
+        stem, tag, ext = rest.rsplit(".", 2)
+        assert (tag, ext) == (sys.implementation.cache_tag, "pyc"), f
+        assert f"{head}/{stem}.py" in files, f
+    own = [f for f in files if f.endswith(".py") and f.startswith(("runtimes/", "transforms/"))]
+    assert len(own) == len([f for f in cached if f.startswith(("runtimes/", "transforms/"))])
+    assert not [f for f in cached if f.startswith("orjson/")]  # compiled: not a pure dist
     assert art.size == art.path.stat().st_size < 1024 * 1024
     assert art.sha256 == hashlib.sha256(art.path.read_bytes()).hexdigest()
     assert set(art.distributions) == {"headwater", "orjson", "(manifest)"}
@@ -186,7 +196,9 @@ def test_plugin_goes_only_into_the_pipeline_that_uses_it_and_its_code_changes_th
     # installer bookkeeping (and its absolute paths) stays out
     assert "hw_upper-0.1.0.dist-info/RECORD" not in files
     assert "hw_upper-0.1.0.dist-info/INSTALLER" not in files
-    assert first.distributions["hw-upper"].files == 4  # module, METADATA, WHEEL, entry points
+    assert f"hw_upper/__pycache__/__init__.{sys.implementation.cache_tag}.pyc" in files
+    # module, its bytecode, METADATA, WHEEL, entry points
+    assert first.distributions["hw-upper"].files == 5
 
     again = build_pipeline_artifact(st, st.pipeline("uses"), tmp_path / "o",
                                     wheelhouse=tmp_path / "w", offline=True)
@@ -233,7 +245,9 @@ def test_over_the_size_limit_names_the_largest_distributions_and_leaves_no_artif
         build(stack(BUILTINS_ONLY), tmp_path / "o", tmp_path / "w", limits=Limits(zipped=60_000))
     text = str(info.value)
     assert "zipped" in text and "orders-lambda.zip" in text
-    assert text.index("orjson") < text.index("headwater")  # largest first
+    sizes = build(stack(BUILTINS_ONLY), tmp_path / "fits", tmp_path / "w").distributions
+    big, small = sorted(("orjson", "headwater"), key=lambda d: -sizes[d].zipped)
+    assert text.index(big) < text.index(small)  # largest first
     assert not (tmp_path / "o" / "orders-lambda.zip").exists()
     with pytest.raises(ArtifactTooLargeError, match="unzipped.*orjson"):
         build(stack(BUILTINS_ONLY), tmp_path / "o", tmp_path / "w",
