@@ -185,11 +185,14 @@ def package(
     except PackagingError as exc:
         raise fail(str(exc)) from None
     table = Table(title=f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})")
-    for col in ("pipeline", "artifact", "size", "sha256"):
+    for col in ("pipeline", "artifact", "size", "sha256", "bytecode"):
         table.add_column(col, overflow="fold")
     for a in artifacts:
-        table.add_row(a.pipeline, str(a.path), human(a.size), a.sha256)
+        table.add_row(a.pipeline, str(a.path), human(a.size), a.sha256,
+                      f"Python {a.bytecode_python}" if a.bytecode else "none (see note)")
     console.print(table)
+    for note in dict.fromkeys(a.bytecode_note for a in artifacts if a.bytecode_note):
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

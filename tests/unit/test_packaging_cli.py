@@ -71,3 +71,26 @@ def test_package_offline_without_wheels_fails_with_the_missing_wheel(tmp_path):
     assert result.exit_code == 1
     assert "offline build: no wheel of orjson==" in result.output
     assert not list((tmp_path / "dist").rglob("*.zip"))
+
+
+def test_package_shows_the_bytecode_python_or_why_there_is_none(tmp_path, monkeypatch):
+    from test_packaging_bytecode import _orjson_wheel
+
+    (tmp_path / "here").mkdir()
+    (tmp_path / "other").mkdir()
+    result = _package(_project(tmp_path / "here"))
+    assert result.exit_code == 0, result.output
+    assert f"Python {sys.version.split()[0]}" in result.output
+    assert "note:" not in result.output
+
+    other = "3.12" if HERE_PY != "3.12" else "3.13"
+    project = _project(tmp_path / "other", python=other)
+    _orjson_wheel(project / "wheels", other)
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    result = _package(project)
+    assert result.exit_code == 0, result.output
+    assert "none (see note)" in result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: no python{other} here: the function compiles its modules at cold "
+                     f"start (~60 ms); put python{other} on PATH to ship bytecode"]
