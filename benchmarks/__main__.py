@@ -23,7 +23,7 @@ FIGURES: list[tuple[int, str, str]] = [
     (1, "throughput", "figure_throughput"),
     (2, "throughput", "figure_enrichment"),
     (3, "memory", "figure_memory"),
-    (4, "artifacts", "figure_coldstart"),
+    (4, "coldstart", "figure_coldstart"),
     (5, "artifacts", "figure_artifact"),
     (6, "plan", "figure_plan"),
     (7, "sink", "figure_sink"),
