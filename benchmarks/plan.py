@@ -22,76 +22,9 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
 
 from ._common import ROOT, Config, Figure, Target
 from .artifacts import PIPELINE
-
-ACCOUNT = "123456789012"
-REGION = "eu-west-1"
-
-
-def _mocks() -> Any:
-    import pulumi
-
-    class Mocks(pulumi.runtime.Mocks):
-        def __init__(self) -> None:
-            self.count = 0
-
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-            self.count += 1
-            return _outputs(args.typ, args.name, dict(args.inputs), args.resource_id or "")
-
-        def call(self, args: pulumi.runtime.MockCallArgs):
-            return {
-                "aws:index/getCallerIdentity:getCallerIdentity": {
-                    "accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
-                    "id": ACCOUNT, "userId": "AIDA"},
-                "aws:index/getRegion:getRegion": {
-                    "region": REGION, "name": REGION, "id": REGION, "description": "Ireland",
-                    "endpoint": f"ec2.{REGION}.amazonaws.com"},
-                "aws:index/getPartition:getPartition": {
-                    "partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com",
-                    "reverseDnsPrefix": "com.amazonaws"},
-            }.get(args.token, {})
-
-    return Mocks()
-
-
-_ARNS = {  # type -> (service, resource prefix), in the formats AWS writes
-    "aws:lambda/function:Function": ("lambda", "function:"),
-    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:"),
-    "aws:dynamodb/table:Table": ("dynamodb", "table/"),
-    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("firehose", "deliverystream/"),
-    "aws:iam/role:Role": ("iam", "role/"),
-    "aws:sns/topic:Topic": ("sns", ""),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:"),
-    "aws:glue/catalogDatabase:CatalogDatabase": ("glue", "database/"),
-    "aws:glue/catalogTable:CatalogTable": ("glue", "table/"),
-    "aws:lambda/eventSourceMapping:EventSourceMapping": ("lambda", "event-source-mapping:"),
-}
-
-
-def _outputs(typ: str, name: str, inputs: dict[str, Any], rid: str) -> tuple[str, dict]:
-    """The id and state AWS would return (the policy checks read these ARNs)."""
-    state = dict(inputs)
-    if typ == "aws:s3/bucket:Bucket":
-        bucket = inputs.get("bucket") or rid or f"{inputs.get('bucketPrefix', name)}20240501"
-        state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
-        return bucket, state
-    if typ == "aws:sqs/queue:Queue":
-        qname = inputs.get("name") or f"{name}-abc1234"
-        url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{qname}"
-        state.update(name=qname, arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{qname}", url=url)
-        return url, state
-    if typ in _ARNS:
-        service, kind = _ARNS[typ]
-        rname = inputs.get("name") or rid or f"{name}-abc1234"
-        head = (f"arn:aws:iam::{ACCOUNT}:" if service == "iam"
-                else f"arn:aws:{service}:{REGION}:{ACCOUNT}:")
-        state.update(name=rname, arn=head + kind + rname)
-        return rid or rname, state
-    return rid or f"{name}-id", state
 
 
 def _stack(n: int):
@@ -104,7 +37,7 @@ def _stack(n: int):
         p["source"]["prefix"] = f"raw/orders{i:02d}/"
         p["sink"]["table"] = f"orders{i:02d}"
         pipelines.append(p)
-    return parse_stack({"cloud": "aws", "region": REGION, "pipelines": pipelines})
+    return parse_stack({"cloud": "aws", "region": "eu-west-1", "pipelines": pipelines})
 
 
 def plan_once(n: int, artifact: Path, collect: bool = True) -> tuple[float, int]:
@@ -119,7 +52,9 @@ def plan_once(n: int, artifact: Path, collect: bool = True) -> tuple[float, int]
         from components.aws import deploy_stack
 
     stack = _stack(n)
-    mocks = _mocks()
+    from components.testing import AwsMocks
+
+    mocks = AwsMocks()
     pulumi.runtime.settings.set_root_resource(None)
     pulumi.runtime.set_mocks(mocks, project="headwater", stack="bench", preview=True)
 

@@ -26,10 +26,9 @@ from pulumi.runtime import mocks as pulumi_mocks
 with warnings.catch_warnings():  # pulumi_aws warns about its own deprecated V2 classes
     warnings.simplefilter("ignore", DeprecationWarning)
     import components.aws as component
+from components.testing import AwsMocks
 
 ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT = "123456789012"
-REGION = "eu-west-1"
 PIPELINE = "headwater:aws:Pipeline"
 
 
@@ -61,64 +60,17 @@ class Graph:
         return [r for r in self.resources if r.parent.endswith(urn_tail)]
 
 
-def _outputs(typ: str, name: str, inputs: dict[str, Any], rid: str) -> tuple[str, dict[str, Any]]:
-    """The id and state AWS would return for a resource (formats as AWS writes them)."""
-    state = dict(inputs)
-    arn_head = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:"
-    if typ == "aws:s3/bucket:Bucket":
-        bucket = inputs.get("bucket") or rid or f"{inputs.get('bucketPrefix', name)}20240501"
-        state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
-        return bucket, state
-    if typ == "aws:sqs/queue:Queue":
-        qname = inputs.get("name") or f"{name}-abc1234"
-        url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{qname}"
-        state.update(name=qname, arn=arn_head.format("sqs") + qname, url=url)
-        return url, state
-    simple = {
-        "aws:lambda/function:Function": ("lambda", "function:"),
-        "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:"),
-        "aws:dynamodb/table:Table": ("dynamodb", "table/"),
-        "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("firehose",
-                                                                      "deliverystream/"),
-        "aws:iam/role:Role": ("iam", "role/"),
-        "aws:sns/topic:Topic": ("sns", ""),
-        "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:"),
-        "aws:glue/catalogDatabase:CatalogDatabase": ("glue", "database/"),
-        "aws:glue/catalogTable:CatalogTable": ("glue", "table/"),
-        "aws:lambda/eventSourceMapping:EventSourceMapping": ("lambda", "event-source-mapping:"),
-    }
-    if typ in simple:
-        service, kind = simple[typ]
-        rname = inputs.get("name") or rid or f"{name}-abc1234"
-        head = f"arn:aws:iam::{ACCOUNT}:" if service == "iam" else arn_head.format(service)
-        state.update(name=rname, arn=head + kind + rname)
-        return rid or rname, state
-    return rid or f"{name}-id", state
-
-
-class Recorder(pulumi.runtime.Mocks):
+class Recorder(AwsMocks):
     def __init__(self) -> None:
+        super().__init__()
         self.resources: dict[tuple[str, str], Res] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        rid, state = _outputs(args.typ, args.name, dict(args.inputs), args.resource_id or "")
+        rid, state = super().new_resource(args)
         res = self.resources.setdefault((args.typ, args.name), Res(args.typ, args.name, {}))
         res.inputs = dict(args.inputs)
         res.read = bool(args.resource_id) and not args.custom
         return rid, state
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {
-            "aws:index/getCallerIdentity:getCallerIdentity": {
-                "accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "id": ACCOUNT,
-                "userId": "AIDA"},
-            "aws:index/getRegion:getRegion": {
-                "region": REGION, "name": REGION, "id": REGION, "description": "Europe (Ireland)",
-                "endpoint": f"ec2.{REGION}.amazonaws.com"},
-            "aws:index/getPartition:getPartition": {
-                "partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com",
-                "reverseDnsPrefix": "com.amazonaws"},
-        }[args.token]
 
 
 class Monitor(pulumi_mocks.MockMonitor):
