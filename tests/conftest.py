@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +13,25 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "plugins" / "headwater-geo"
 
 
-@pytest.fixture(scope="session")
-def example_plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin distribution, really installed (``pip install --target``) into a
-    fresh folder: its dist-info and entry point are what a user's ``pip install`` makes."""
-    target = tmp_path_factory.mktemp("plugin-site")
+def pip_install_copy(src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Install the distribution at ``src`` with pip into a fresh folder, as a user's
+    ``pip install`` would (dist-info, entry points), building from a copy so that the
+    build leaves nothing in the source tree. Returns the folder to put on ``sys.path``."""
+    copy = tmp_path_factory.mktemp(f"{src.name}-src") / src.name
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = tmp_path_factory.mktemp(f"{src.name}-site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE_PLUGIN)],
+         "--target", str(target), str(copy)],
         check=True,
     )
     return target
+
+
+@pytest.fixture(scope="session")
+def example_plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin distribution, really installed into a fresh folder."""
+    return pip_install_copy(EXAMPLE_PLUGIN, tmp_path_factory)
 
 
 @pytest.fixture

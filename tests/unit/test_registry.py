@@ -4,13 +4,12 @@ broken and a clashing plugin. Every error message is asserted, since it is the i
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import pip_install_copy
 
 import transforms.registry as registry_module
 from transforms.contract import Context, SettingsError
@@ -211,17 +210,8 @@ def test_fake_entry_points_conflict_and_import_failure(monkeypatch):
 
 @pytest.fixture(scope="session")
 def testplugins_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/plugins/headwater-testplugins installed with pip into a fresh folder (built
-    from a copy, so the build leaves nothing in the source tree)."""
-    src = tmp_path_factory.mktemp("testplugins-src") / "headwater-testplugins"
-    shutil.copytree(TESTPLUGINS, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    target = tmp_path_factory.mktemp("testplugins-site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(src)],
-        check=True,
-    )
-    return target
+    """tests/plugins/headwater-testplugins installed with pip into a fresh folder."""
+    return pip_install_copy(TESTPLUGINS, tmp_path_factory)
 
 
 @pytest.fixture
