@@ -29,6 +29,12 @@ def pip_install_copy(src: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="session")
+def pip_install(tmp_path_factory: pytest.TempPathFactory):
+    """:func:`pip_install_copy` for tests: ``pip_install(src) -> site folder``."""
+    return lambda src: pip_install_copy(src, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def example_plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin distribution, really installed into a fresh folder."""
     return pip_install_copy(EXAMPLE_PLUGIN, tmp_path_factory)

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import pip_install_copy
 
 import transforms.registry as registry_module
 from transforms.contract import Context, SettingsError
@@ -209,9 +208,9 @@ def test_fake_entry_points_conflict_and_import_failure(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def testplugins_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def testplugins_dir(pip_install) -> Path:
     """tests/plugins/headwater-testplugins installed with pip into a fresh folder."""
-    return pip_install_copy(TESTPLUGINS, tmp_path_factory)
+    return pip_install(TESTPLUGINS)
 
 
 @pytest.fixture
