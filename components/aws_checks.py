@@ -13,6 +13,7 @@ from runtimes.spec import PipelineSpec, StackConfig
 from .common import (
     Location,
     PlanError,
+    check_no_cycles,
     check_no_recursion,
     check_prefix_overlaps,
     validate_overrides,
@@ -127,7 +128,7 @@ def check_pipeline(spec: PipelineSpec, kms_key: str | None = None) -> None:
 
 
 def check_stack(stack: StackConfig) -> None:
-    """Every pipeline's checks, then sources that overlap across pipelines."""
+    """Every pipeline's checks, then sources that overlap and rings of pipelines."""
     by_bucket: dict[str, dict[str, Location]] = defaultdict(dict)
     for spec in stack.pipelines:
         check_pipeline(spec, stack.kms_key)
@@ -135,3 +136,4 @@ def check_stack(stack: StackConfig) -> None:
         by_bucket[source.bucket][spec.name] = source
     for sources in by_bucket.values():
         check_prefix_overlaps(sources)
+    check_no_cycles({spec.name: locations(spec) for spec in stack.pipelines})

@@ -18,6 +18,7 @@ import pulumi
 __all__ = [
     "Location",
     "PlanError",
+    "check_no_cycles",
     "check_no_recursion",
     "check_prefix_overlaps",
     "merge_args",
@@ -76,6 +77,50 @@ def check_no_recursion(pipeline: str, source: Location, outputs: Iterable[Locati
                 f"{source}, so every object it writes there would trigger the pipeline again. "
                 f"Write the {out.what} to another bucket, or choose a prefix that neither "
                 f"starts with {source.prefix!r} nor is a start of it."
+            )
+
+
+def check_no_cycles(pipelines: Mapping[str, tuple[Location, list[Location]]]) -> None:
+    """Refuse pipelines that trigger each other in a ring (A writes where B listens, B
+    writes where A listens, ...). A chain A -> B is allowed: feeding a pipeline from
+    another's output is a design choice; a ring would run forever.
+
+    ``pipelines`` maps a name to its (source, outputs), as for :func:`check_no_recursion`.
+    """
+    feeds: dict[str, list[tuple[str, Location]]] = {name: [] for name in pipelines}
+    for a, (_, outputs) in pipelines.items():
+        for b, (source, _) in pipelines.items():
+            if a == b:
+                continue
+            for out in outputs:
+                if overlaps(Location(source.what, source.bucket, source.prefix),
+                            Location(out.what, out.bucket, out.prefix)):
+                    feeds[a].append((b, out))
+                    break
+
+    def ring_from(start: str) -> list[tuple[str, Location]] | None:
+        stack = [(start, [])]
+        seen: set[str] = set()
+        while stack:
+            node, path = stack.pop()
+            for nxt, out in feeds[node]:
+                step = path + [(node, out)]
+                if nxt == start:
+                    return step
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, step))
+        return None
+
+    for name in sorted(pipelines):
+        ring = ring_from(name)
+        if ring:
+            hops = "; ".join(f"{a!r} writes its {out.what} to {out}" for a, out in ring)
+            names = " -> ".join([a for a, _ in ring] + [name])
+            raise PlanError(
+                f"pipelines {names} trigger each other in a ring ({hops}, each under the "
+                "next one's source prefix): every object would go round forever. Move one "
+                "of these outputs to a bucket or prefix that no pipeline reads."
             )
 
 

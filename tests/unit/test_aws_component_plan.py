@@ -227,3 +227,37 @@ def test_default_artifacts_come_from_the_packaging_api(artifact, monkeypatch, tm
     monkeypatch.setattr(packaging, "build_pipeline_artifact", broken)
     with pytest.raises(pulumi.RunError, match=r"pipeline 'orders': cannot package .* lxml"):
         run(lambda: deploy_stack(stack, export=False))
+
+
+def _chained(signups_deadletter: dict | None) -> dict:
+    """orders: landing/in/orders/ -> lake/orders/; signups reads lake/orders/ (orders'
+    Firehose output) and, with ``signups_deadletter``, dead-letters back into landing."""
+    pipelines = example_config()["headwater:pipelines"]
+    changes = {
+        "orders": {"source": {"bucket": "landing", "prefix": "in/orders/"},
+                   "sink": {**pipelines[0]["sink"], "existing": "lake"}},
+        "signups": {"source": {"bucket": "lake", "prefix": "orders/", "format": "parquet"}},
+    }
+    if signups_deadletter:
+        changes["signups"]["deadletter"] = signups_deadletter
+    return config_with(**changes)
+
+
+def test_pipelines_feeding_each_other_in_a_ring_are_refused(artifact, monkeypatch):
+    config = _chained({"bucket": "landing", "prefix": "in/orders/"})
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(config, artifact, monkeypatch)
+    msg = str(err.value)
+    assert "trigger each other in a ring" in msg
+    assert "'orders' writes its sink to s3://lake/orders/" in msg
+    assert "'signups' writes its dead-letter to s3://landing/in/orders/signups/" in msg
+
+
+def test_a_pipeline_reading_another_ones_output_is_a_chain_and_accepted(artifact, monkeypatch):
+    graph = run_program(_chained(None), artifact, monkeypatch)
+    lake = graph.one("aws:s3/bucketNotification:BucketNotification", "trigger-lake-notification")
+    assert [(q["id"], q["filterPrefix"]) for q in lake.inputs["queues"]] == [("signups", "orders/")]
+    landing = graph.one("aws:s3/bucketNotification:BucketNotification",
+                        "trigger-landing-notification")
+    assert [(q["id"], q["filterPrefix"]) for q in landing.inputs["queues"]] == [
+        ("orders", "in/orders/")]
