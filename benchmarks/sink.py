@@ -10,11 +10,9 @@ others are passed on to moto; the engine retries exactly the failed entries.
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import time
-import urllib.request
 from typing import Any
 
 from . import data
@@ -59,19 +57,6 @@ class FlakyFirehose:
         return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": answers}
 
 
-def _server() -> tuple[Any, str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
-                           timeout=10).close()
-    return server, url
-
-
 def _delivered(s3: Any) -> int:
     n = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="curated"):
@@ -84,6 +69,7 @@ def _delivered(s3: Any) -> int:
 def figure_sink(cfg: Config) -> Figure:
     import boto3
 
+    from headwater.testing import moto_server
     from runtimes.aws.firehose import FirehoseSink
     from runtimes.deadletter import MemoryDeadLetter
     from runtimes.engine import Engine, RetryPolicy, Step
@@ -93,8 +79,7 @@ def figure_sink(cfg: Config) -> Figure:
                     "(engine + FirehoseSink + boto3 against moto)")
     fig.headers = ["run", "PutRecordBatch calls", "expected", "entries sent", "records "
                    "delivered to S3", "dead-lettered", "retried", "wall (s)"]
-    server, url = _server()
-    try:
+    with moto_server() as url:
         session = boto3.session.Session(aws_access_key_id="testing",
                                         aws_secret_access_key="testing",
                                         region_name="us-east-1")
@@ -141,6 +126,4 @@ def figure_sink(cfg: Config) -> Figure:
                     s3.delete_object(Bucket="curated", Key=obj["Key"])
             s3.delete_bucket(Bucket="curated")
             firehose.delete_delivery_stream(DeliveryStreamName=STREAM)
-    finally:
-        server.stop()
     return fig

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,9 @@ from typing import Any
 import boto3
 import orjson
 import pytest
+
+from headwater.testing import moto_server as headwater_moto_server
+from headwater.testing import reset_moto
 
 ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -31,22 +33,14 @@ USERS = [
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with headwater_moto_server() as url:
+        yield url
 
 
 @pytest.fixture
 def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """A clean moto server and an environment in which boto3 talks only to it."""
-    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=10).close()
+    reset_moto(moto_server)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)

@@ -17,7 +17,6 @@ import os
 import platform
 import subprocess
 import sys
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from importlib.util import find_spec
@@ -26,6 +25,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from headwater.testing import moto_server as headwater_moto_server
 from runtimes.manifest import MANIFEST_NAME
 from runtimes.packaging import build_pipeline_artifact, build_stack
 from runtimes.spec import load_stack_file
@@ -104,19 +104,8 @@ def test_example_signups_artifact_is_byte_identical_across_build_folders(example
 
 @pytest.fixture
 def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    # moto's backends are process-wide: start from nothing whatever ran before here
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
-                           timeout=10).close()
-    try:
+    with headwater_moto_server() as url:
         yield url
-    finally:
-        server.stop()
 
 
 def _boto_only(folder: Path) -> Path:
