@@ -28,6 +28,7 @@ demo: install
 	print(c.sql('select country, country_name, plan, left(email, 16) as email_hmac from signups'))"
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install

@@ -1,5 +1,4 @@
 import pytest
-
 from headwater_geo import make
 
 
