@@ -1,4 +1,5 @@
-"""Setting validators shared by the built-in factories (plan time only, never per record)."""
+"""Helpers shared by the built-ins: setting validators (plan time only) and
+:func:`number_text`, the one rule for numbers written as text (per record)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..contract import SettingsError
+
+
+def number_text(value: str) -> str | None:
+    """``value`` stripped, or ``None`` when it is no plain number text: underscores
+    (``"1_000"``) and non-ASCII digits are refused, though Python's parsers accept them."""
+    text = value.strip()
+    if "_" in text or not text.isascii():
+        return None
+    return text
 
 
 def type_name(value: Any) -> str:

@@ -58,8 +58,8 @@ def to_cents(value: Any, *, scale: int = 2, rounding: str = ROUND_HALF_UP,
             raise ValueError(f"field {field!r}: amount is not finite: {value!r}")
         d = Decimal(repr(float(value)))
     elif t is str or isinstance(value, str):
-        text = value.strip()
-        if "_" in text or not text.isascii():
+        text = s.number_text(value)
+        if text is None:
             raise ValueError(f"field {field!r}: not a decimal amount: {s.short(value)}")
         try:
             d = Decimal(text)

@@ -48,8 +48,8 @@ def _to_int(v: Any) -> int:
     if t is int:
         return v
     if t is str:
-        text = v.strip()
-        if "_" in text or not text.isascii():
+        text = s.number_text(v)
+        if text is None:
             raise _Misfit
         try:
             return int(text)
@@ -79,43 +79,29 @@ def _to_int(v: Any) -> int:
 
 def _to_float(v: Any) -> float:
     t = type(v)
-    if t is float:
-        if math.isfinite(v):
-            return v
-        raise _Misfit
-    if t is int:
-        try:
-            return float(v)
-        except OverflowError:
-            raise _Misfit from None
-    if t is str:
-        text = v.strip()
-        if "_" in text or not text.isascii():
-            raise _Misfit
-        try:
-            out = float(text)
-        except ValueError:
-            raise _Misfit from None
-        if math.isfinite(out):
-            return out
-        raise _Misfit
     if t is bool:
         raise _Misfit
-    if isinstance(v, (int, float, Decimal)):
-        try:
-            out = float(v)
-        except OverflowError:
-            raise _Misfit from None
-        if math.isfinite(out):
-            return out
+    if t is str:
+        text = s.number_text(v)
+        if text is None:
+            raise _Misfit
+        v = text
+    elif not isinstance(v, (int, float, Decimal)):
+        raise _Misfit
+    try:
+        out = float(v)
+    except (ValueError, OverflowError):
+        raise _Misfit from None
+    if math.isfinite(out):
+        return out
     raise _Misfit
 
 
 def _to_decimal(v: Any) -> str:
     t = type(v)
     if t is str:
-        text = v.strip()
-        if "_" in text or not text.isascii():
+        text = s.number_text(v)
+        if text is None:
             raise _Misfit
         try:
             d = Decimal(text)
