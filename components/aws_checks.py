@@ -55,15 +55,8 @@ def function_name(stack: str, pipeline: str) -> str:
 
 
 def lookup_keys(spec: PipelineSpec) -> dict[str, str]:
-    """Lookup table -> its key attribute: the ``key`` setting of the step naming the table
-    (``enrich`` looks rows up by the record's ``key`` field), else ``key``."""
-    out: dict[str, str] = {}
-    for step in spec.transforms:
-        table = step.with_.get("table")
-        if isinstance(table, str) and table not in out:
-            key = step.with_.get("key")
-            out[table] = key if isinstance(key, str) and key else "key"
-    return out
+    """Lookup table -> its DynamoDB key attribute: the step's ``key`` setting, else ``key``."""
+    return {table: key or "key" for table, key in spec.lookup_keys().items()}
 
 
 def _override(spec: PipelineSpec, child: str, arg: str) -> object:

@@ -133,14 +133,23 @@ class PipelineSpec(_Model):
                              "at most 40 characters (it becomes part of cloud resource names)")
         return v
 
-    def lookup_tables(self) -> list[str]:
-        """Tables named by ``with: {table: ...}`` of lookup steps (``enrich`` and plugins)."""
-        tables: list[str] = []
+    def lookup_keys(self) -> dict[str, str | None]:
+        """Lookup table -> its key field, for every table named by ``with: {table: ...}``
+        of a step (``enrich`` and plugins), in chain order. The key is the ``key`` setting
+        of the first step naming the table that has one (``enrich`` looks rows up by the
+        record's ``key`` field), or None."""
+        keys: dict[str, str | None] = {}
         for step in self.transforms:
-            table = step.with_.get("table")
-            if isinstance(table, str) and table not in tables:
-                tables.append(table)
-        return tables
+            table, key = step.with_.get("table"), step.with_.get("key")
+            if not isinstance(table, str):
+                continue
+            if keys.get(table) is None:
+                keys[table] = key if isinstance(key, str) and key else None
+        return keys
+
+    def lookup_tables(self) -> list[str]:
+        """Tables named by ``with: {table: ...}`` of lookup steps, in chain order."""
+        return list(self.lookup_keys())
 
 
 class StackConfig(_Model):

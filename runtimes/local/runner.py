@@ -143,15 +143,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _lookup_keys(spec: Any) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for step in spec.transforms:
-        table, key = step.with_.get("table"), step.with_.get("key")
-        if isinstance(table, str) and isinstance(key, str):
-            keys.setdefault(table, key)
-    return keys
-
-
 class LocalRunner:
     """Runs ``stack``'s pipelines (a :class:`runtimes.spec.StackConfig`) over ``root``."""
 
@@ -233,8 +224,9 @@ class LocalRunner:
                            max_batch=spec.limits.sink_batch)
         table.prepare()
         sink: Sink = self.make_sink(table) if self.make_sink else table
+        keys = {table: key for table, key in spec.lookup_keys().items() if key}
         ctx = Context(pipeline=spec.name,
-                      lookup=FolderLookup(self.root / "lookup", _lookup_keys(spec)),
+                      lookup=FolderLookup(self.root / "lookup", keys),
                       secret=env_secret(self.environ))
         engine = Engine(
             spec.name, steps, sink, FolderDeadLetter(self.root / "deadletter"), ctx,

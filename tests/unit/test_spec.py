@@ -109,6 +109,13 @@ def test_lookup_tables_come_from_with_table():
         {"use": "enrich", "with": {"table": "users", "key": "other"}},
     ]))
     assert p.lookup_tables() == ["users", "countries"]
+    # the first step naming a table with a key gives it; a table never keyed has None
+    assert p.lookup_keys() == {"users": "user_id", "countries": None}
+    q = PipelineSpec.model_validate(pipeline(transforms=[
+        {"use": "geo", "with": {"table": "users"}},
+        {"use": "enrich", "with": {"table": "users", "key": "user_id"}},
+    ]))
+    assert q.lookup_keys() == {"users": "user_id"}
 
 
 def test_specs_are_frozen():
