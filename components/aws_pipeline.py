@@ -61,12 +61,10 @@ def _code(artifact: Any) -> tuple[pulumi.Archive, str | None]:
     if isinstance(artifact, pulumi.Archive):
         return artifact, None
     path = os.fspath(artifact)
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        digest = hashlib.file_digest(fh, "sha256").digest()
     # Lambda's CodeSha256 form (base64): an unchanged artifact shows no diff.
-    return pulumi.FileArchive(path), base64.b64encode(digest.digest()).decode()
+    return pulumi.FileArchive(path), base64.b64encode(digest).decode()
 
 
 class Pipeline(pulumi.ComponentResource):

@@ -136,11 +136,8 @@ def list_objects(root: Path) -> list[tuple[str, Path]]:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(READ_SIZE):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class LocalRunner:
