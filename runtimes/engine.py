@@ -144,6 +144,7 @@ class Engine:
     ) -> None:
         self.pipeline = pipeline
         self.steps = list(steps)
+        self._segments = _segments(self.steps)  # the chain's shape is fixed: plan it once
         self.sink = sink
         self.deadletter = deadletter
         self.ctx = ctx or Context(pipeline=pipeline)
@@ -206,7 +207,7 @@ class Engine:
     def _chain(self, chunk: Chunk, obj: _Object, c: Counters) -> tuple[list[dict], list[int]]:
         records, lines = chunk.records, chunk.lines
         raws = chunk.raws
-        for batch_step, pairs in _segments(self.steps):
+        for batch_step, pairs in self._segments:
             if not records:
                 break
             if batch_step is not None:
