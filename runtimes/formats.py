@@ -350,15 +350,11 @@ def _json(raw: IO[bytes], chunk_records: int) -> Iterator[Chunk]:
             yield Chunk(bad=[Bad(1, 0, b"", "RecordTooLarge",
                                  f"JSON document over {MAX_RECORD_BYTES} bytes: use ndjson or a JSON array")])
             return
-        yield _one_json(data, 1, 0, chunk_records)
+        chunk = Chunk(raws=[])
+        _add_element(chunk, data, 1, 0)
+        yield chunk
         return
     yield from _json_array(raw, buf, i + 1, chunk_records)
-
-
-def _one_json(data: bytes, index: int, offset: int, _n: int) -> Chunk:
-    chunk = Chunk(raws=[])
-    _add_element(chunk, data, index, offset)
-    return chunk
 
 
 def _add_element(chunk: Chunk, data: bytes, index: int, offset: int) -> None:
