@@ -1,4 +1,4 @@
-"""Figure 5: the Lambda artifact, built for real by ``runtimes.packaging``.
+"""Figure 5: the Lambda artifact, built for real by ``headwater.packaging``.
 
 It builds the built-ins-only artifact of each cloud that exists for its deploy
 target (wheels come from the shared wheel cache, fetched from the package index once per
@@ -35,7 +35,7 @@ PIPELINE = {
 
 
 def _stack(cloud: str, python: str | None = None, arch: str | None = None):
-    from runtimes.spec import parse_stack
+    from headwater.spec import parse_stack
 
     conf = {"cloud": cloud, "pipelines": [PIPELINE]}
     if python:
@@ -52,7 +52,7 @@ def built_clouds() -> tuple[str, ...]:
 
 
 def figure_artifact(cfg: Config) -> Figure:
-    from runtimes.packaging import PackagingError, build_pipeline_artifact
+    from headwater.packaging import PackagingError, build_pipeline_artifact
 
     fig = Figure(5, "Artifact: the built-ins-only function artifact per cloud (chain cents, "
                     "normalize, enrich, require; ndjson source), built twice")

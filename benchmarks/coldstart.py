@@ -152,7 +152,7 @@ def _compile_runtime_deps() -> None:
 
 
 def figure_coldstart(cfg: Config) -> Figure:
-    from runtimes.packaging import build_pipeline_artifact
+    from headwater.packaging import build_pipeline_artifact
 
     fig = Figure(4, "Cold start: importing the handler in a fresh interpreter from a read-only "
                     "folder (`python -I -S -B -X importtime`, sys.path = artifact + boto3 + "

@@ -30,7 +30,7 @@ class CountingSink:
         self.bytes = 0
 
     def write(self, records: list[dict[str, Any]]) -> list:
-        from runtimes.sinks import dumps
+        from runtimes.core.codec import dumps
 
         self.bytes += len(b"\n".join(map(dumps, records))) + 1
         self.records += len(records)
@@ -53,8 +53,8 @@ def _rss_mb() -> float:
 
 
 def child(path: str) -> None:
-    from runtimes.deadletter import MemoryDeadLetter
-    from runtimes.engine import Engine
+    from headwater.testing.doubles import MemoryDeadLetter
+    from runtimes.core.engine import Engine
 
     from .throughput import headwater_chain
 

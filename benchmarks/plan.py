@@ -28,7 +28,7 @@ from .artifacts import PIPELINE
 
 
 def _stack(n: int):
-    from runtimes.spec import parse_stack
+    from headwater.spec import parse_stack
 
     pipelines = []
     for i in range(n):
@@ -52,7 +52,7 @@ def plan_once(n: int, artifact: Path, collect: bool = True) -> tuple[float, int]
         from components.aws import deploy_stack
 
     stack = _stack(n)
-    from components.testing import AwsMocks
+    from components.aws.mocks import AwsMocks
 
     mocks = AwsMocks()
     pulumi.runtime.settings.set_root_resource(None)

@@ -14,7 +14,7 @@ as the work: a loop, three list appends and a line lookup per step and record, a
 per-line decode loop, and Decimal arithmetic for every float amount. Three
 behaviour-preserving changes, each its own commit, the unit tests green after each:
 
-1. `runtimes/engine.py`: consecutive per-record steps run record by record in one pass
+1. `runtimes/core/engine.py`: consecutive per-record steps run record by record in one pass
    over a chunk instead of one pass per step (batch steps such as `enrich` still see the
    whole chunk). Same results and counters; a chunk's dead-letter entries are now listed
    in record order.
@@ -22,7 +22,7 @@ behaviour-preserving changes, each its own commit, the unit tests green after ea
    decimals becomes integer text straight from that repr (`19.99` -> `1999`); values that
    need rounding, exponents, NaN and infinity still go through `Decimal`. Exactly the
    same results (checked against `to_cents` on 100,000+ values and every scale).
-3. `runtimes/formats.py`: ndjson lines are decoded a chunk's worth at a time with one
+3. `runtimes/core/formats.py`: ndjson lines are decoded a chunk's worth at a time with one
    `map(orjson.loads)` when every line is an object; a piece with a blank, bad,
    non-object or oversize line goes line by line as before.
 

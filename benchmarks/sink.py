@@ -1,6 +1,6 @@
 """Figure 7: Firehose ``PutRecordBatch`` calls made by the engine and the real sink.
 
-The sink is ``runtimes.aws.firehose.FirehoseSink`` with a real boto3 client against a moto
+The sink is ``runtimes.aws.sink.FirehoseSink`` with a real boto3 client against a moto
 server started here on 127.0.0.1 (S3 destination), driven by the engine. For the partial
 failure run, a thin wrapper around that client answers the way Firehose does under
 throttling: ~5 % of the entries of a call come back with ``ErrorCode``
@@ -70,9 +70,9 @@ def figure_sink(cfg: Config) -> Figure:
     import boto3
 
     from headwater.testing import moto_server
-    from runtimes.aws.firehose import FirehoseSink
-    from runtimes.deadletter import MemoryDeadLetter
-    from runtimes.engine import Engine, RetryPolicy, Step
+    from headwater.testing.doubles import MemoryDeadLetter
+    from runtimes.aws.sink import FirehoseSink
+    from runtimes.core.engine import Engine, RetryPolicy, Step
 
     n = cfg.sink_records
     fig = Figure(7, f"Sink calls: Firehose PutRecordBatch for {n:,} records "

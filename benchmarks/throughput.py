@@ -200,8 +200,9 @@ def powertools(handle: Callable[[dict], None]) -> Callable[[list[bytes]], bytes]
 def headwater_chain(enrich: bool) -> list:
     """The chain built the way a deployed function builds it: spec -> baked manifest ->
     ``load_steps``."""
-    from runtimes.manifest import build_manifest, load_steps
-    from runtimes.spec import parse_stack
+    from headwater.manifest import build_manifest
+    from headwater.spec import parse_stack
+    from runtimes.core.manifest import load_steps
 
     steps: list[dict] = [
         {"use": "cents", "with": {"source": "value", "target": "value_cents"}},
@@ -218,9 +219,8 @@ def headwater_chain(enrich: bool) -> list:
 
 def headwater(enrich: bool, lookup: CountingLookup | None = None) -> Callable[[bytes], bytes]:
     """The engine over the baked chain; NDJSON in from a stream, NDJSON out to memory."""
-    from runtimes.deadletter import MemoryDeadLetter
-    from runtimes.engine import Engine
-    from runtimes.sinks import NdjsonSink
+    from headwater.testing.doubles import MemoryDeadLetter, NdjsonSink
+    from runtimes.core.engine import Engine
     from transforms.contract import Context
 
     chain = headwater_chain(enrich)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pulumi
 
-from runtimes.spec import SpecError, StackConfig, parse_stack
+from headwater.spec import SpecError, StackConfig, parse_stack
 
 __all__ = ["deploy", "read_config"]
 

@@ -38,7 +38,7 @@ def stack_file(stack: str, project_dir: Path) -> Path:
 
 
 def load_stack(stack: str, project_dir: Path):  # -> StackConfig
-    from runtimes.spec import SpecError, load_stack_file
+    from headwater.spec import SpecError, load_stack_file
 
     try:
         return load_stack_file(stack_file(stack, project_dir))
@@ -126,15 +126,14 @@ def run(
         "--progress/--no-progress", help="show a progress bar while running")] = True,
 ) -> None:
     """Run the stack's pipelines over the objects in --root, into a local DuckDB file."""
-    from runtimes.local.report import RichProgress, summary_table
-    from runtimes.local.runner import LocalRunner
+    from headwater.local import local_runner
+    from headwater.report import RichProgress, summary_table
 
     config = load_stack(stack, project_dir)
     if not root.is_dir():
         raise fail(f"--root {root} is not a folder (it stands in for the bucket)")
-    runner = LocalRunner(config, root, warehouse, pipelines=pipeline, reprocess=reprocess)
     try:
-        runner.specs()
+        runner = local_runner(config, root, warehouse, pipelines=pipeline, reprocess=reprocess)
     except KeyError as exc:
         raise fail(exc.args[0]) from None
     bar = RichProgress(err) if progress else None
@@ -172,8 +171,8 @@ def package(
         "--pipeline", "-p", help="package only this pipeline (repeatable)")] = None,
 ) -> None:
     """Build each pipeline's function artifact for the stack's cloud (reproducible bytes)."""
-    from runtimes.packaging import PackagingError, build_stack
-    from runtimes.packaging.errors import human
+    from headwater.packaging import PackagingError, build_stack
+    from headwater.packaging.errors import human
 
     config = load_stack(stack, project_dir)
     target = out / stack

@@ -22,6 +22,7 @@ This module imports nothing from headwater's other layers: plugins depend on it 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = [
     "Context",
     "Lookup",
+    "import_ref",
     "Metrics",
     "Retryable",
     "SettingsError",
@@ -118,6 +120,16 @@ class Context:
 @runtime_checkable
 class Transform(Protocol):
     def __call__(self, record: Record, ctx: Context) -> Result: ...
+
+
+def import_ref(ref: str) -> Any:
+    """Import ``package.module:attr.sub`` (an entry point's value) and return the object:
+    the one resolver of plugin references, at plan time and in a function at cold start."""
+    module, _, attr = ref.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else []:
+        target = getattr(target, part)
+    return target
 
 
 def factory(fn: Callable[..., Transform]) -> Callable[..., Transform]:

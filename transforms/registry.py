@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from .contract import SettingsError, Transform, instantiate
+from .contract import SettingsError, Transform, import_ref, instantiate
 
 GROUP = "headwater.transforms"
 
@@ -104,9 +104,7 @@ class Plugin:
     def load(self) -> Any:
         if self.obj is None:
             try:
-                target: Any = importlib.import_module(self.module)
-                for part in self.attr.split(".") if self.attr else []:
-                    target = getattr(target, part)
+                target = import_ref(self.ref)
             except Exception as exc:  # any failure of a plugin's import is reported, never hidden
                 raise PluginImportError(self, exc) from exc
             self.obj = target

@@ -12,7 +12,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-__all__ = ["CONFIG", "client", "error_code", "is_transient", "reset"]
+__all__ = ["CONFIG", "client", "error_code", "error_message", "is_transient", "reset"]
 
 # Standard retry mode retries throttling and 5xx with backoff; the timeouts keep a
 # hung connection from eating the whole invocation.
@@ -50,9 +50,17 @@ def reset() -> None:
 
 
 def error_code(exc: BaseException) -> str:
+    """The service's error code of a :class:`ClientError` (``"ThrottlingException"``), else ""."""
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def error_message(exc: BaseException) -> str:
+    """The service's error message of a :class:`ClientError`, else ``str(exc)``."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message", "") or exc)
+    return str(exc)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -25,23 +25,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from transforms.contract import Context, SimpleMetrics
 
-from ..engine import Counters, Engine, RetryPolicy
-from ..manifest import MANIFEST_NAME, ManifestError, load_manifest, load_steps
+from ..core.bootstrap import PipelineSettings, engine_from_manifest
+from ..core.engine import Counters, Engine
+from ..core.log import log as _log
+from ..core.manifest import MANIFEST_NAME, ManifestError, load_manifest
 from . import clients, events, metrics
-from .firehose import FirehoseSink
+from .deadletter import S3DeadLetter
 from .idempotency import BUSY, DONE, Idempotency
 from .ports import DynamoLookup, SecretStore
-from .s3_deadletter import S3DeadLetter
+from .sink import FirehoseSink
 
 __all__ = ["ObjectBusy", "handler"]
 
@@ -57,8 +56,7 @@ class ObjectBusy(RuntimeError):
 class _Runtime:
     pipeline: str
     engine: Engine
-    prefix: str
-    suffix: str
+    settings: PipelineSettings
     idempotency: Idempotency | None
     min_remaining_ms: int
     stats: dict[str, float] = field(default_factory=dict)
@@ -71,11 +69,6 @@ def _reset() -> None:
     """Forget the container's engine and clients (tests switch endpoints and env)."""
     _state.clear()
     clients.reset()
-
-
-def _log(level: str, message: str, **fields: Any) -> None:
-    line = {"level": level, "message": message, **fields}
-    sys.stdout.write(orjson.dumps(line, default=str).decode() + "\n")
 
 
 def _env_json(name: str) -> dict[str, Any]:
@@ -94,8 +87,8 @@ def _env_json(name: str) -> dict[str, Any]:
 def _build() -> _Runtime:
     root = Path(__file__).resolve().parents[2]
     manifest = load_manifest(os.environ.get("HEADWATER_MANIFEST") or root / MANIFEST_NAME)
-    spec = manifest.get("pipeline") or {}
-    name = spec.get("name", "")
+    settings = PipelineSettings.from_manifest(manifest)
+    name = settings.name
     expected = os.environ.get("HEADWATER_PIPELINE")
     if expected and expected != name:
         raise ManifestError(f"HEADWATER_PIPELINE is {expected!r} but the manifest is for "
@@ -103,9 +96,6 @@ def _build() -> _Runtime:
     stream = os.environ.get("HEADWATER_STREAM")
     if not stream:
         raise ManifestError("HEADWATER_STREAM (the Firehose delivery stream) is not set")
-    source = spec.get("source") or {}
-    limits = spec.get("limits") or {}
-    dl = spec.get("deadletter") or {}
     ctx = Context(pipeline=name, log=logging.getLogger(f"headwater.{name}"))
     tables = _env_json("HEADWATER_LOOKUP_TABLES")
     if tables:
@@ -114,28 +104,22 @@ def _build() -> _Runtime:
     secrets = _env_json("HEADWATER_SECRETS")
     if secrets:
         ctx.secret = SecretStore(clients.client("secretsmanager"), secrets)
-    engine = Engine(
-        name,
-        load_steps(manifest),
-        FirehoseSink(clients.client("firehose"), stream, int(limits.get("sink_batch", 500))),
-        S3DeadLetter(
+    engine = engine_from_manifest(
+        manifest,
+        sink=lambda s: FirehoseSink(clients.client("firehose"), stream, s.sink_batch),
+        deadletter=S3DeadLetter(
             clients.client("s3"),
-            os.environ.get("HEADWATER_DEADLETTER_BUCKET") or dl.get("bucket") or "",
-            os.environ.get("HEADWATER_DEADLETTER_PREFIX", dl.get("prefix", "deadletter/")),
+            os.environ.get("HEADWATER_DEADLETTER_BUCKET") or settings.deadletter_bucket or "",
+            os.environ.get("HEADWATER_DEADLETTER_PREFIX", settings.deadletter_prefix),
             os.environ.get("HEADWATER_DEADLETTER_KMS_KEY"),
         ),
-        ctx,
-        retry=RetryPolicy(max_attempts=int(limits.get("max_attempts", 5))),
-        fmt=source.get("format", "ndjson"),
-        compression=source.get("compression", "auto"),
-        csv_delimiter=source.get("csv_delimiter", ","),
+        ctx=ctx,
     )
     table = os.environ.get("HEADWATER_IDEMPOTENCY_TABLE")
     return _Runtime(
         pipeline=name,
         engine=engine,
-        prefix=source.get("prefix", ""),
-        suffix=source.get("suffix", ""),
+        settings=settings,
         idempotency=Idempotency(clients.client("dynamodb"), table) if table else None,
         min_remaining_ms=int(os.environ.get("HEADWATER_MIN_REMAINING_MS",
                                             DEFAULT_MIN_REMAINING_MS)),
@@ -204,8 +188,7 @@ def _message(rt: _Runtime, msg: events.SqsMessage, context: Any, totals: Counter
         except Exception as exc:
             _log("ERROR", "object not processed; SQS will redeliver the message",
                  pipeline=rt.pipeline, messageId=msg.message_id, bucket=ref.bucket,
-                 key=ref.key, etag=ref.etag, receiveCount=msg.receive_count,
-                 error_type=type(exc).__name__, error=str(exc))
+                 key=ref.key, etag=ref.etag, receiveCount=msg.receive_count, exc=exc)
             return "failed"
         if counters is not None:
             totals.add(counters)
@@ -217,10 +200,10 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
         _log("INFO", "not an object-created event: ignored", pipeline=rt.pipeline,
              bucket=ref.bucket, key=ref.key, event=ref.event_name)
         return None
-    if not (ref.key.startswith(rt.prefix) and ref.key.endswith(rt.suffix)):
+    if not rt.settings.wants(ref.key):
         # never read what the pipeline did not ask for (e.g. its own output)
         _log("WARN", "object outside the pipeline's source prefix/suffix: ignored",
-             pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key, prefix=rt.prefix)
+             pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key, prefix=rt.settings.prefix)
         return None
     idem = rt.idempotency
     pk = token = None

@@ -23,6 +23,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .clients import error_code
+
 __all__ = ["BUSY", "DONE", "GO", "Idempotency"]
 
 GO, DONE, BUSY = "go", "done", "busy"
@@ -30,7 +32,7 @@ DONE_TTL_S = 14 * 24 * 3600  # SQS keeps a message at most 14 days
 
 
 def _conditional(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return error_code(exc) == "ConditionalCheckFailedException"
 
 
 class Idempotency:

@@ -22,41 +22,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transforms.contract import Retryable
 
-__all__ = ["DynamoLookup", "SecretStore", "TtlCache", "from_dynamo"]
+from ..core.cache import TtlCache
+from .clients import error_code, error_message
+
+__all__ = ["DynamoLookup", "SecretStore", "TtlCache", "from_dynamo"]  # TtlCache: re-export
 
 BATCH_KEYS = 100  # BatchGetItem accepts at most 100 keys per call
-
-
-class TtlCache:
-    """A dict with a size bound and an age bound; the oldest entries go first."""
-
-    def __init__(self, max_entries: int = 10_000, ttl_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_entries = max_entries
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._data: dict[Any, tuple[float, Any]] = {}
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        hit = self._data.get(key)
-        if hit is None:
-            return default
-        if hit[0] < self.clock():
-            del self._data[key]
-            return default
-        return hit[1]
-
-    def put(self, key: Any, value: Any) -> None:
-        self._data.pop(key, None)
-        while len(self._data) >= self.max_entries:
-            del self._data[next(iter(self._data))]
-        self._data[key] = (self.clock() + self.ttl_s, value)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def clear(self) -> None:
-        self._data.clear()
 
 
 def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,12 +131,12 @@ class DynamoLookup:
             try:
                 resp = self.client.batch_get_item(RequestItems=request)
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc)
                 if code == "ValidationException":
                     raise ValueError(f"lookup in DynamoDB table {table!r} on {attr!r}: "
-                                     f"{exc.response['Error'].get('Message', exc)}") from exc
+                                     f"{error_message(exc)}") from exc
                 raise Retryable(f"lookup in DynamoDB table {table!r} failed: {code}: "
-                                f"{exc.response['Error'].get('Message', '')}") from exc
+                                f"{error_message(exc)}") from exc
             except BotoCoreError as exc:
                 raise Retryable(f"lookup in DynamoDB table {table!r} failed: {exc}") from exc
             for item in resp.get("Responses", {}).get(table, []):

@@ -17,7 +17,7 @@ its earlier rows instead of duplicating them.
 Why a staging table: an error inside a DuckDB transaction aborts the whole transaction,
 so "insert, and on error retry row by row" cannot work there. Each batch is first loaded
 as text into a temporary table, the rows whose values do not cast to the column types
-(``TRY_CAST``) are reported as non-retryable :class:`~runtimes.engine.Failure` entries
+(``TRY_CAST``) are reported as non-retryable :class:`~runtimes.core.engine.Failure` entries
 (they go to the dead-letter), and the rest is inserted with ``CAST`` in one statement.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from ..engine import Failure
+from ..core.engine import Failure
 
 __all__ = ["DuckDBSink", "SinkSchemaError", "quote", "sql_type"]
 
@@ -96,7 +96,7 @@ def _text(v: Any) -> str | None:
 
 
 class DuckDBSink:
-    """A :class:`runtimes.engine.Sink` writing to ``table`` over an open connection.
+    """A :class:`runtimes.core.engine.Sink` writing to ``table`` over an open connection.
 
     The caller owns the transaction: ``write`` only inserts, so the rows of an object
     and its ledger entry commit (or roll back) together.

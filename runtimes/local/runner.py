@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from transforms.contract import Context
 
-from ..deadletter import FolderDeadLetter
-from ..engine import Counters, Engine, RetryPolicy, Sink
+from ..core.bootstrap import PipelineSettings, engine_from_manifest
+from ..core.engine import Counters, Engine, Sink
+from ..core.log import log
+from .deadletter import FolderDeadLetter
 from .duckdb_sink import DuckDBSink
 from .ledger import Ledger
 from .lookup import FolderLookup, env_secret
@@ -38,6 +40,10 @@ __all__ = ["LocalRunner", "ObjectError", "PipelineReport", "Progress", "RunRepor
 
 RESERVED = ("lookup", "deadletter")
 READ_SIZE = 1 << 20
+
+
+class PipelineNotBuilt(RuntimeError):
+    """The pipeline's chain could not be resolved when its manifest was built."""
 
 
 @dataclass
@@ -141,44 +147,41 @@ def _sha256(path: Path) -> str:
 
 
 class LocalRunner:
-    """Runs ``stack``'s pipelines (a :class:`runtimes.spec.StackConfig`) over ``root``."""
+    """Runs pipelines, given as baked manifests, over ``root``.
+
+    A manifest with an ``"error"`` (its chain could not be resolved at plan time: a plugin
+    that fails to import, bad settings) fails that pipeline as a whole, with the error, and
+    the other pipelines still run. :func:`headwater.local.local_runner` builds the
+    manifests of a stack.
+    """
 
     def __init__(
         self,
-        stack: Any,
+        manifests: Sequence[Mapping[str, Any]],
         root: str | Path,
         warehouse: str | Path,
         *,
-        pipelines: Iterable[str] | None = None,
         reprocess: bool = False,
         environ: Mapping[str, str] | None = None,
-        registry: Any | None = None,
         progress: Progress | None = None,
         make_sink: Callable[[DuckDBSink], Sink] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.stack = stack
+        self.manifests = list(manifests)
         self.root = Path(root)
         self.warehouse = Path(warehouse)
-        self.names = list(pipelines) if pipelines is not None else None
         self.reprocess = reprocess
         self.environ = environ
-        self.registry = registry
         self.progress = progress or _NoProgress()
         self.make_sink = make_sink  # wraps the DuckDB sink (fault injection in tests)
         self.sleep = sleep
-
-    def specs(self) -> list[Any]:
-        if self.names is None:
-            return list(self.stack.pipelines)
-        return [self.stack.pipeline(n) for n in self.names]  # KeyError names what exists
 
     def run(self) -> RunReport:
         import duckdb
 
         if not self.root.is_dir():
             raise FileNotFoundError(f"root folder {self.root} does not exist")
-        specs = self.specs()
+        specs = [(m, PipelineSettings.from_manifest(m)) for m in self.manifests]
         self.warehouse.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(self.warehouse))
         try:
@@ -187,24 +190,23 @@ class LocalRunner:
             objects = list_objects(self.root)
             report = RunReport()
             plans = []
-            for spec in specs:
+            for manifest, spec in specs:
                 pr = PipelineReport(spec.name)
                 report.pipelines.append(pr)
-                plans.append((spec, pr, self._todo(spec, objects, ledger, pr)))
-            self.progress.start(sum(len(t) for _, _, t in plans),
-                                sum(o.size for _, _, t in plans for o in t))
-            for spec, pr, todo in plans:
-                self._run_pipeline(con, ledger, spec, pr, todo)
+                plans.append((manifest, spec, pr, self._todo(spec, objects, ledger, pr)))
+            self.progress.start(sum(len(t) for *_, t in plans),
+                                sum(o.size for *_, t in plans for o in t))
+            for manifest, spec, pr, todo in plans:
+                self._run_pipeline(con, ledger, manifest, spec, pr, todo)
             return report
         finally:
             con.close()
 
-    def _todo(self, spec: Any, objects: list[tuple[str, Path]], ledger: Ledger,
+    def _todo(self, spec: PipelineSettings, objects: list[tuple[str, Path]], ledger: Ledger,
               pr: PipelineReport) -> list[_Todo]:
-        prefix, suffix = spec.source.prefix, spec.source.suffix
         todo = []
         for key, path in objects:
-            if not key.startswith(prefix) or not key.endswith(suffix):
+            if not spec.wants(key):
                 continue
             sha = _sha256(path)
             if not self.reprocess and ledger.is_done(spec.name, key, sha):
@@ -213,31 +215,34 @@ class LocalRunner:
             todo.append(_Todo(key, path, path.stat().st_size, sha))
         return todo
 
-    def _engine(self, con: Any, spec: Any) -> tuple[Engine, DuckDBSink]:
-        from ..manifest import build_manifest, load_steps
-
-        steps = load_steps(build_manifest(spec, self.registry))
-        table = DuckDBSink(con, spec.sink.table, spec.sink.columns, pipeline=spec.name,
-                           max_batch=spec.limits.sink_batch)
+    def _engine(self, con: Any, manifest: Mapping[str, Any],
+                spec: PipelineSettings) -> tuple[Engine, DuckDBSink]:
+        if manifest.get("error"):
+            raise PipelineNotBuilt(manifest["error"])
+        table = DuckDBSink(con, spec.table, spec.columns, pipeline=spec.name,
+                           max_batch=spec.sink_batch)
         table.prepare()
         sink: Sink = self.make_sink(table) if self.make_sink else table
-        keys = {table: key for table, key in spec.lookup_keys().items() if key}
+        keys = {t: key for t, key in spec.lookup_keys.items() if key}
         ctx = Context(pipeline=spec.name,
                       lookup=FolderLookup(self.root / "lookup", keys),
                       secret=env_secret(self.environ))
-        engine = Engine(
-            spec.name, steps, sink, FolderDeadLetter(self.root / "deadletter"), ctx,
-            retry=RetryPolicy(max_attempts=spec.limits.max_attempts, sleep=self.sleep),
-            fmt=spec.source.format, compression=spec.source.compression,
-            csv_delimiter=spec.source.csv_delimiter,
-        )
+        engine = engine_from_manifest(manifest, sink=sink, ctx=ctx, sleep=self.sleep,
+                                      deadletter=FolderDeadLetter(self.root / "deadletter"))
         return engine, table
 
-    def _run_pipeline(self, con: Any, ledger: Ledger, spec: Any, pr: PipelineReport,
-                      todo: list[_Todo]) -> None:
+    def _run_pipeline(self, con: Any, ledger: Ledger, manifest: Mapping[str, Any],
+                      spec: PipelineSettings, pr: PipelineReport, todo: list[_Todo]) -> None:
         try:
-            engine, table = self._engine(con, spec)
+            engine, table = self._engine(con, manifest, spec)
+        except PipelineNotBuilt as exc:
+            pr.errors.append(ObjectError(spec.name, "", str(exc)))
+            pr.failed += len(todo)
+            for o in todo:
+                self.progress.done(spec.name, o.key, False)
+            return
         except Exception as exc:  # bad plugin, settings or sink schema: the pipeline cannot run
+            log("ERROR", "pipeline cannot start", pipeline=spec.name, exc=exc)
             pr.errors.append(ObjectError(spec.name, "", f"{type(exc).__name__}: {exc}"))
             pr.failed += len(todo)
             for o in todo:
@@ -248,6 +253,8 @@ class LocalRunner:
             try:
                 c = self._process(con, ledger, engine, table, spec.name, o)
             except Exception as exc:  # the object fails as a whole; the others still run
+                log("ERROR", "object not processed; it stays out of the ledger and is tried "
+                    "again on the next run", pipeline=spec.name, key=o.key, exc=exc)
                 pr.failed += 1
                 pr.errors.append(ObjectError(spec.name, o.key, f"{type(exc).__name__}: {exc}"))
                 self.progress.done(spec.name, o.key, False)

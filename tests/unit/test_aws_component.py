@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from test_aws_component_mocks import PIPELINE, Graph, example_config, fake_artifact, run_program
 
-from components.aws_policy import wildcard_problems
+from components.aws.policy import wildcard_problems
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

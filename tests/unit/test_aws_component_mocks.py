@@ -26,7 +26,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 with warnings.catch_warnings():  # pulumi_aws warns about its own deprecated V2 classes
     warnings.simplefilter("ignore", DeprecationWarning)
     import components.aws as component
-from components.testing import AwsMocks
+from components.aws.mocks import AwsMocks
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "headwater:aws:Pipeline"

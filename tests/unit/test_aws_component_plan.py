@@ -11,8 +11,8 @@ import pytest
 from test_aws_component_mocks import example_config, fake_artifact, run, run_program
 
 from components.aws import deploy_stack
-from components.aws_policy import wildcard_problems
-from runtimes.spec import parse_stack
+from components.aws.policy import wildcard_problems
+from headwater.spec import parse_stack
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -207,7 +207,7 @@ def test_default_artifacts_come_from_the_packaging_api(artifact, monkeypatch, tm
     tested with packaging)."""
     import types
 
-    import runtimes.packaging as packaging
+    import headwater.packaging as packaging
 
     calls = []
 

@@ -15,11 +15,11 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from runtimes.aws.firehose import MAX_CALL_BYTES, MAX_RECORD_BYTES, FirehoseSink
+from headwater.testing.doubles import MemoryDeadLetter
 from runtimes.aws.metrics import emf, emit
 from runtimes.aws.ports import TtlCache, from_dynamo
-from runtimes.deadletter import MemoryDeadLetter
-from runtimes.engine import Engine, RetryPolicy
+from runtimes.aws.sink import MAX_CALL_BYTES, MAX_RECORD_BYTES, FirehoseSink
+from runtimes.core.engine import Engine, RetryPolicy
 
 
 class Recorder:

@@ -2,7 +2,7 @@
 backoff, a sink that stays down, and errors that must fail the invocation.
 
 Transforms here are small local functions, so these tests exercise the engine alone.
-The sink is :class:`runtimes.sinks.FaultySink` (fault injection per record and per call).
+The sink is :class:`headwater.testing.doubles.FaultySink` (fault injection per record and per call).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtimes.deadletter import MemoryDeadLetter
-from runtimes.engine import Engine, RetryPolicy, SinkUnavailable, Step
-from runtimes.sinks import FaultySink, MemorySink
+from headwater.testing.doubles import FaultySink, MemoryDeadLetter, MemorySink
+from runtimes.core.engine import Engine, RetryPolicy, SinkUnavailable, Step
 from transforms.contract import Retryable
 
 # -- the chain used by the property -----------------------------------------------------------

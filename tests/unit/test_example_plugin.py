@@ -10,8 +10,8 @@ import duckdb
 from typer.testing import CliRunner
 
 from headwater.cli import app
-from runtimes.local import LocalRunner
-from runtimes.spec import parse_stack
+from headwater.local import local_runner
+from headwater.spec import parse_stack
 
 
 def test_transforms_list_shows_country_name_from_headwater_geo(example_plugin):
@@ -35,7 +35,7 @@ def test_a_pipeline_using_the_plugin_runs_locally(example_plugin, tmp_path):
                         "with": {"field": "cc", "target": "country", "on_unknown": "error"}}],
         "sink": {"table": "people", "columns": {"id": "int", "cc": "string", "country": "string"}},
     }]})
-    report = LocalRunner(stack, root, tmp_path / "w.duckdb").run()
+    report = local_runner(stack, root, tmp_path / "w.duckdb").run()
     assert report.ok, report.errors
     people = report.pipelines[0].counters
     assert (people.received, people.written, people.dead_lettered) == (3, 2, 1)

@@ -15,11 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import runtimes.formats as formats
-from runtimes.deadletter import MemoryDeadLetter
-from runtimes.engine import Engine
-from runtimes.formats import DecodeError, decode
-from runtimes.sinks import MemorySink
+import runtimes.core.formats as formats
+from headwater.testing.doubles import MemoryDeadLetter, MemorySink
+from runtimes.core.engine import Engine
+from runtimes.core.formats import DecodeError, decode
 
 
 def run(data: bytes, key: str = "x.ndjson", **kw):

@@ -15,7 +15,9 @@ import duckdb
 import pytest
 import yaml
 
-from runtimes.engine import Counters
+from headwater.local import local_runner
+from headwater.spec import load_stack_file, parse_stack
+from runtimes.core.engine import Counters
 from runtimes.local import (
     DuckDBSink,
     FolderLookup,
@@ -28,7 +30,6 @@ from runtimes.local import (
     secret_env_name,
     sql_type,
 )
-from runtimes.spec import load_stack_file, parse_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "orders"
@@ -66,7 +67,7 @@ def local_stack(**limits):
 
 def runner(root: Path, warehouse: Path, stack=None, **kw) -> LocalRunner:
     kw.setdefault("environ", ENV)
-    return LocalRunner(stack or load_stack_file(STACK), root, warehouse, sleep=lambda s: None,
+    return local_runner(stack or load_stack_file(STACK), root, warehouse, sleep=lambda s: None,
                        **kw)
 
 

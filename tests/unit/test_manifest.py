@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from runtimes.deadletter import MemoryDeadLetter
-from runtimes.engine import Engine
-from runtimes.manifest import (
+from headwater.manifest import build_manifest
+from headwater.spec import PipelineSpec, load_stack_file
+from headwater.testing.doubles import MemoryDeadLetter, MemorySink
+from runtimes.core.engine import Engine
+from runtimes.core.manifest import (
     MANIFEST_NAME,
     ManifestError,
-    build_manifest,
     load_manifest,
     load_steps,
 )
-from runtimes.sinks import MemorySink
-from runtimes.spec import PipelineSpec, load_stack_file
 from transforms.contract import Context
 from transforms.registry import (
     PluginSettingsError,

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runtimes.manifest import MANIFEST_NAME
-from runtimes.packaging import (
+from headwater.packaging import (
     ArtifactTooLargeError,
     Limits,
     MissingWheelError,
@@ -29,8 +28,9 @@ from runtimes.packaging import (
     build_pipeline_artifact,
     layout_for,
 )
-from runtimes.packaging.resolve import resolve
-from runtimes.spec import parse_stack
+from headwater.packaging.resolve import resolve
+from headwater.spec import parse_stack
+from runtimes.core.manifest import MANIFEST_NAME
 
 HERE_PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 HERE_ARCH = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
@@ -118,16 +118,19 @@ def test_builtins_only_lambda_artifact_holds_the_runtime_subset_and_is_under_1_m
     files = names(art.path)
     assert art.path == tmp_path / "out" / "orders-lambda.zip"
     assert files == sorted(files)
-    for expected in (MANIFEST_NAME, "runtimes/aws/handler.py", "runtimes/engine.py",
-                     "runtimes/formats.py", "runtimes/manifest.py", "transforms/contract.py",
+    for expected in (MANIFEST_NAME, "runtimes/aws/handler.py", "runtimes/core/engine.py",
+                     "runtimes/core/formats.py", "runtimes/core/manifest.py", "transforms/contract.py",
                      "transforms/builtins/cents.py", "orjson/__init__.py"):
         assert expected in files
     tops = {f.split("/")[0] for f in files}
     assert not tops & {"boto3", "botocore", "pydantic", "pyarrow", "typer", "rich", "pulumi",
-                       "yaml", "duckdb", "headwater", "components"}
-    for plan_time in ("runtimes/spec.py", "transforms/registry.py"):
+                       "yaml", "duckdb", "components"}
+    # of the tool, only its import-light __init__ ships (the plugin API re-exports)
+    assert [f for f in files if f.startswith("headwater/") and f.endswith(".py")] == [
+        "headwater/__init__.py"]
+    for plan_time in ("headwater/spec.py", "transforms/registry.py"):
         assert plan_time not in files
-    assert not [f for f in files if f.startswith(("runtimes/packaging/", "runtimes/local/"))]
+    assert not [f for f in files if f.startswith(("headwater/packaging/", "runtimes/local/"))]
     # bytecode for this interpreter next to each headwater module, nothing else cached
     cached = [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".pyo"))]
     assert cached and art.bytecode and art.bytecode_python == sys.version.split()[0]
@@ -302,7 +305,7 @@ def test_lambda_target_platform_tags():
 
 
 def test_build_stack_checks_every_chain_before_writing_any_artifact(tmp_path):
-    from runtimes.packaging import build_stack
+    from headwater.packaging import build_stack
 
     broken = dict(BUILTINS_ONLY, name="broken", transforms=[{"use": "renam"}])
     with pytest.raises(PackagingError, match="pipeline 'broken', step 0: unknown transform "

@@ -101,7 +101,7 @@ def test_function_imports_the_shipped_bytecode_from_a_read_only_folder(tmp_path)
     with zipfile.ZipFile(art.path) as zf:
         zf.extractall(fn)
     # if Python read a source it would raise: only the .pyc can make these imports work
-    for rel in ("runtimes/engine.py", "runtimes/aws/handler.py", "transforms/contract.py"):
+    for rel in ("runtimes/core/engine.py", "runtimes/aws/handler.py", "transforms/contract.py"):
         (fn / rel).write_text("raise SystemExit('source was compiled at import')\n")
     paths = [p for p in fn.rglob("*")]
     for p in paths:
@@ -109,7 +109,7 @@ def test_function_imports_the_shipped_bytecode_from_a_read_only_folder(tmp_path)
     try:
         proc = subprocess.run(
             [sys.executable, "-I", "-S", "-c",
-             "import sys; sys.path[:0] = [sys.argv[1]]; import runtimes.engine, "
+             "import sys; sys.path[:0] = [sys.argv[1]]; import runtimes.core.engine, "
              "transforms.contract; print('ok')", str(fn)],
             capture_output=True, text=True, timeout=60)
     finally:
@@ -169,7 +169,7 @@ def test_another_python_on_path_compiles_headwater_and_pure_plugins(tmp_path, mo
     tag = "cpython-" + python.replace(".", "")
     pycs = _pycs(after.path)
     assert f"hw_upper/__pycache__/__init__.{tag}.pyc" in pycs
-    assert f"runtimes/__pycache__/engine.{tag}.pyc" in pycs
+    assert f"runtimes/core/__pycache__/engine.{tag}.pyc" in pycs
     assert not [n for n in pycs if n.startswith("orjson/")]
     for name, data in pycs.items():
         assert f".{tag}.pyc" in name and data[:4].hex() == magic, name
@@ -177,9 +177,9 @@ def test_another_python_on_path_compiles_headwater_and_pure_plugins(tmp_path, mo
 
 
 def test_headwater_module_that_does_not_compile_for_the_target_is_an_error(tmp_path):
-    from runtimes.packaging import PackagingError
-    from runtimes.packaging.bytecode import compile_entries, find_compiler
-    from runtimes.packaging.wheels import Entry
+    from headwater.packaging import PackagingError
+    from headwater.packaging.bytecode import compile_entries, find_compiler
+    from headwater.packaging.wheels import Entry
 
     def entry(name: str, dist: str, text: bytes) -> Entry:
         return Entry(name, dist, len(text), name, lambda: text)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtimes.spec import PipelineSpec, SpecError, StackConfig, load_stack_file, parse_stack
+from headwater.spec import PipelineSpec, SpecError, StackConfig, load_stack_file, parse_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,8 +185,8 @@ def test_runtimes_spec_is_never_needed_by_function_code():
     import subprocess
     import sys
 
-    code = ("import sys; import runtimes.engine, runtimes.manifest, runtimes.formats, "
-            "runtimes.sinks, runtimes.deadletter; "
-            "assert 'runtimes.spec' not in sys.modules and 'pydantic' not in sys.modules, "
-            "sorted(m for m in sys.modules if 'pydantic' in m or m == 'runtimes.spec')")
+    code = ("import sys; import runtimes.core.engine, runtimes.core.manifest, runtimes.core.formats, "
+            "headwater.testing.doubles, runtimes.core.deadletter; "
+            "assert 'headwater.spec' not in sys.modules and 'pydantic' not in sys.modules, "
+            "sorted(m for m in sys.modules if 'pydantic' in m or m == 'headwater.spec')")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -159,8 +159,8 @@ def orders_stack(aws: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S
     raw bucket with an S3 -> SQS notification on the source prefix, queue with a redrive
     DLQ, a Firehose stream into the curated bucket, the lookup table(s), an idempotency
     table with TTL, a dead-letter bucket; then the handler's environment."""
-    from runtimes.manifest import build_manifest
-    from runtimes.spec import load_stack_file
+    from headwater.manifest import build_manifest
+    from headwater.spec import load_stack_file
 
     spec = load_stack_file(ROOT / "Pulumi.aws.yaml").pipeline("orders")
     manifest_path = tmp_path / "headwater_manifest.json"

@@ -15,11 +15,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from runtimes.spec import PipelineSpec, StackConfig
+from headwater.spec import PipelineSpec, StackConfig
 
-from .aws_checks import CHILDREN, check_pipeline, check_stack
-from .aws_pipeline import Pipeline, PipelineArgs
-from .common import PlanError
+from ..common import PlanError
+from .checks import CHILDREN, check_pipeline, check_stack
+from .pipeline import Pipeline, PipelineArgs
 
 __all__ = ["CHILDREN", "BucketTrigger", "Pipeline", "PipelineArgs", "PlanError",
            "check_pipeline", "check_stack", "deploy_stack"]
@@ -53,7 +53,7 @@ def _packaged(stack: StackConfig) -> ArtifactFor:
     """Build each artifact with the packaging API into ``dist/<stack>/``, the folder
     ``headwater package --stack <stack>`` writes, so a prebuilt artifact is reused."""
     def build(spec: PipelineSpec) -> Any:
-        from runtimes.packaging import PackagingError, build_pipeline_artifact
+        from headwater.packaging import PackagingError, build_pipeline_artifact
 
         try:
             return build_pipeline_artifact(stack, spec, DIST / pulumi.get_stack())

@@ -1,7 +1,7 @@
 """Per-runtime packaging: one reproducible artifact per pipeline, carrying exactly the
 plugins its chain uses, built for the cloud's platform rather than the builder's.
 
-    from runtimes.packaging import build_pipeline_artifact
+    from headwater.packaging import build_pipeline_artifact
     artifact = build_pipeline_artifact(stack, stack.pipeline("orders"), "dist/aws")
     artifact.path, artifact.sha256, artifact.size
 

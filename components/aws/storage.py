@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from . import aws_policy as policy
+from . import policy
 
 __all__ = ["Sink", "bucket_prefix", "firehose_prefixes", "glue_name", "secure_bucket", "sink"]
 

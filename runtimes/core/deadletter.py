@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from pathlib import Path
 from typing import Any
 
-from .sinks import dumps
+from .codec import dumps
 
-__all__ = ["FolderDeadLetter", "MemoryDeadLetter", "encode", "object_name"]
+__all__ = ["encode", "object_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -34,27 +33,3 @@ def object_name(pipeline: str, key: str, now: float | None = None) -> str:
     flat = _UNSAFE.sub("_", key).strip("_")[-120:] or "object"
     tag = hashlib.sha256(f"{key}\0{now}".encode()).hexdigest()[:8]
     return f"{pipeline}/dt={day}/{flat}-{stamp}-{tag}.ndjson"
-
-
-class MemoryDeadLetter:
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-        self.objects: list[tuple[str, str]] = []
-
-    def write(self, pipeline: str, bucket: str, key: str, entries: list[dict[str, Any]]) -> None:
-        self.objects.append((bucket, key))
-        self.entries.extend(entries)
-
-
-class FolderDeadLetter:
-    """Writes under ``<root>/<pipeline>/dt=.../`` (the local runner's dead-letter)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def write(self, pipeline: str, bucket: str, key: str, entries: list[dict[str, Any]]) -> None:
-        path = self.root / object_name(pipeline, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(encode(entries))
-        tmp.replace(path)

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .runner import RunReport
+from runtimes.local.runner import RunReport
 
 __all__ = ["RichProgress", "summary_table"]
 

@@ -23,7 +23,7 @@ from typing import Any
 from .archive import LEVEL, Artifact, DistSize, check_unique, sha256_file, write_zip
 from .bytecode import Compiler, compile_entries, find_compiler
 from .errors import ArtifactTooLargeError, PackagingError
-from .layouts import CORE_DIRS, CORE_FILES, Layout, Limits, layout_for
+from .layouts import PLAN_TIME_FILES, SHIPPED_FILES, Layout, Limits, layout_for
 from .resolve import HEADWATER, resolve
 from .wheels import Entry, Wheelhouse, distribution_entries
 
@@ -48,20 +48,17 @@ def _file_entry(root: Path, rel: str, label: str) -> Entry:
     return Entry(rel, label, len(data), hashlib.sha256(data).hexdigest(), path.read_bytes)
 
 
-def _bytes_entry(name: str, label: str, data: bytes) -> Entry:
-    return Entry(name, label, len(data), hashlib.sha256(data).hexdigest(), lambda: data)
-
-
 def runtime_entries(layout: Layout, root: Path | None = None) -> list[Entry]:
     """The headwater source files a function imports (never the plan-time modules)."""
     root = root or source_root()
     if not (root / layout.entry).is_file():
         raise PackagingError(f"{layout.entry} is missing under {root}: the {layout.cloud} "
                              "adapter is not installed with this headwater")
-    rels = list(CORE_FILES)
-    for folder in (*CORE_DIRS, layout.adapter):
-        rels += sorted(p.relative_to(root).as_posix() for p in (root / folder).rglob("*.py")
-                       if "__pycache__" not in p.parts)
+    rels = list(SHIPPED_FILES)
+    for folder in layout.shipped_folders():
+        rels += sorted(rel for p in (root / folder).rglob("*.py")
+                       if "__pycache__" not in p.parts
+                       and (rel := p.relative_to(root).as_posix()) not in PLAN_TIME_FILES)
     return [_file_entry(root, rel, HEADWATER) for rel in rels]
 
 
@@ -125,7 +122,8 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
     its PipelineSpecs; ``python`` / ``arch`` override the stack's. ``limits`` replaces the
     platform's size limits (tests). Raises :class:`PackagingError` subclasses.
     """
-    from runtimes.manifest import MANIFEST_NAME, build_manifest
+    from headwater.manifest import build_manifest
+    from runtimes.core.manifest import MANIFEST_NAME
     from transforms.registry import RegistryError
 
     say = progress or (lambda _msg: None)
@@ -143,8 +141,8 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
 
     entries = runtime_entries(layout)
     data = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-    entries.append(_bytes_entry(MANIFEST_NAME, MANIFEST_LABEL, data))
-    entries += [_bytes_entry(n, HEADWATER, b) for n, b in layout.extra_files(manifest).items()]
+    entries.append(Entry.of_bytes(MANIFEST_NAME, MANIFEST_LABEL, data))
+    entries += [Entry.of_bytes(n, HEADWATER, b) for n, b in layout.extra_files(manifest).items()]
     for need in needs:
         say(f"{pipeline.name}: {need.project} {need.version} for {layout.target.platform}")
         entries += distribution_entries(need, layout.target, house)
@@ -196,7 +194,7 @@ def build_stack(stack: Any, out_dir: str | Path, *, pipelines: Iterable[str] | N
     if unknown:
         raise PackagingError(f"no pipeline {', '.join(map(repr, unknown))} in this stack; have: "
                              f"{', '.join(sorted(known))}")
-    from runtimes.manifest import build_manifest
+    from headwater.manifest import build_manifest
     from transforms.registry import RegistryError
 
     for name in wanted:  # every chain resolves before anything slow is built

@@ -5,7 +5,7 @@ Errors point at the config path, e.g.
 ``headwater:pipelines[0].sink.table: Field required``.
 
 This module uses pydantic and runs at plan / package time only. A deployed function
-reads the plain-JSON manifest (:mod:`runtimes.manifest`) and never imports it.
+reads the plain-JSON manifest (:mod:`runtimes.core.manifest`) and never imports it.
 """
 
 from __future__ import annotations

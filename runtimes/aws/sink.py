@@ -7,7 +7,7 @@ one record per line.
 
 Partial failure is the normal case for Firehose: a call succeeds while some entries carry
 an ``ErrorCode`` (``ServiceUnavailableException``, ``InternalFailure``). Those entries come
-back as retryable :class:`~runtimes.engine.Failure` s and the engine retries exactly them. A
+back as retryable :class:`~runtimes.core.engine.Failure` s and the engine retries exactly them. A
 call that raises before anything of this ``write`` was accepted raises (the engine retries
 the batch, then fails the invocation); a call that raises after earlier calls succeeded
 reports its own entries as failed, so the accepted ones are not resent.
@@ -19,8 +19,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..engine import Failure
-from ..sinks import dumps
+from ..core.codec import dumps
+from ..core.engine import Failure
+from .clients import error_code
 
 __all__ = ["MAX_CALL_BYTES", "MAX_CALL_RECORDS", "MAX_RECORD_BYTES", "FirehoseSink"]
 
@@ -70,8 +71,7 @@ class FirehoseSink:
             if not accepted_before:
                 raise
             # earlier calls of this write were accepted: report only what was not
-            code = (exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError)
-                    else type(exc).__name__)
+            code = error_code(exc)
             failures.extend(Failure(i, code or type(exc).__name__, str(exc)) for i, _ in call)
             return False
         if not resp.get("FailedPutCount"):

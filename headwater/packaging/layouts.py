@@ -8,9 +8,8 @@ chain's distributions and writes the archive; the layout only says
 - which headwater adapter package goes in next to the engine,
 - the artifact's file name and the platform's size limits.
 
-Only AWS Lambda exists today. Cloud Functions (``main.py`` + ``requirements.txt``) and
-Azure Functions (``function_app.py`` + ``host.json`` + ``.python_packages``) become
-subclasses here once their adapters exist.
+A new cloud is a subclass here and one entry in :data:`LAYOUTS`; what it ships is
+:data:`SHIPPED_FOLDERS` plus its ``runtimes/<cloud>/`` folder.
 """
 
 from __future__ import annotations
@@ -26,23 +25,17 @@ __all__ = ["AwsLambdaLayout", "Layout", "Limits", "Target", "layout_for"]
 
 MIB = 1024 * 1024
 
-# The headwater source files every function needs (paths relative to the source root).
-# Plan-time modules (runtimes/spec.py: pydantic, transforms/registry.py: metadata scans,
-# runtimes/packaging, runtimes/local, components, the CLI) stay out.
-CORE_FILES = (
-    "transforms/__init__.py",
-    "transforms/contract.py",
-    "runtimes/__init__.py",
-    "runtimes/engine.py",
-    "runtimes/formats.py",
-    "runtimes/sinks.py",
-    "runtimes/deadletter.py",
-    "runtimes/manifest.py",
-)
+# What of headwater ships in every function artifact: whole folders, never a file list.
+# The function's adapter folder (``Layout.adapter``) is added per cloud. Plan-time code
+# (headwater/ but its import-light __init__, components/, runtimes/local/) stays out.
 # All built-ins go in (about 20 KiB zipped): they import one another (schema uses
 # timestamp, all use _settings), so a per-step subset would need an import-graph walk to
 # save a few kilobytes, and a missed edge would only show up as an ImportError in the cloud.
-CORE_DIRS = ("transforms/builtins",)
+SHIPPED_FOLDERS = ("transforms", "runtimes/core")
+# package markers, and the plugin API (`from headwater import SettingsError, Retryable`)
+SHIPPED_FILES = ("runtimes/__init__.py", "headwater/__init__.py")
+# inside a shipped folder but plan-time only (scans package metadata)
+PLAN_TIME_FILES = ("transforms/registry.py",)
 
 
 @dataclass(frozen=True)
@@ -130,6 +123,10 @@ class Layout:
 
     def artifact_name(self, pipeline: str) -> str:
         return f"{pipeline}-{self.kind}.zip"
+
+    def shipped_folders(self) -> tuple[str, ...]:
+        """The headwater folders this artifact holds: the neutral core and the adapter."""
+        return (*SHIPPED_FOLDERS, self.adapter)
 
     def extra_files(self, manifest: dict[str, Any]) -> dict[str, bytes]:
         """Layout-specific files at the artifact root (``requirements.txt``, ``host.json`` ...)."""

@@ -24,7 +24,6 @@ give other bytes than compiling in a clean process.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -129,10 +128,6 @@ def _pure_dists(entries: Iterable[Entry]) -> set[str]:
     return {e.dist for e in entries} - compiled
 
 
-def _bytes_entry(name: str, label: str, data: bytes) -> Entry:
-    return Entry(name, label, len(data), hashlib.sha256(data).hexdigest(), lambda: data)
-
-
 def compile_entries(entries: list[Entry], compiler: Compiler, strict: Iterable[str] = ()
                     ) -> tuple[list[Entry], list[str]]:
     """``.pyc`` entries for every ``.py`` of the pure-Python distributions in ``entries``.
@@ -170,5 +165,5 @@ def compile_entries(entries: list[Entry], compiler: Compiler, strict: Iterable[s
                                          f"{compiler.python}: {res['error']}")
                 failed.append(rel)
                 continue
-            out.append(_bytes_entry(res["pyc"], label[rel], (root / res["pyc"]).read_bytes()))
+            out.append(Entry.of_bytes(res["pyc"], label[rel], (root / res["pyc"]).read_bytes()))
     return out, failed

@@ -57,6 +57,11 @@ class Entry:
     identity: str  # stands for the content in the build's input hash
     read: Callable[[], bytes]
 
+    @classmethod
+    def of_bytes(cls, name: str, label: str, data: bytes) -> Entry:
+        """An entry whose content is ``data`` (the manifest, a generated file, a .pyc)."""
+        return cls(name, label, len(data), hashlib.sha256(data).hexdigest(), lambda: data)
+
 
 def skipped(arcname: str) -> bool:
     parts = PurePosixPath(arcname).parts

@@ -1,9 +1,9 @@
 """The baked manifest: a pipeline's validated spec plus, per step, what to import.
 
-Built at plan / package time from the registry (:func:`build_manifest`); read by a
-deployed function at cold start (:func:`load_steps`), which imports each step's
+Built at plan / package time from the registry (:func:`headwater.manifest.build_manifest`);
+read by a deployed function at cold start (:func:`load_steps`), which imports each step's
 ``module:attr`` directly and never scans package metadata. This module imports neither
-pydantic nor the registry at import time, so handlers can use it.
+pydantic nor the registry, so it ships in every artifact.
 
     {"version": 1,
      "pipeline": {... PipelineSpec as plain JSON ...},
@@ -13,16 +13,15 @@ pydantic nor the registry at import time, so handlers can use it.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
-from transforms.contract import SettingsError, instantiate
+from transforms.contract import SettingsError, import_ref, instantiate
 
 from .engine import Step
 
-__all__ = ["MANIFEST_NAME", "ManifestError", "build_manifest", "load_manifest", "load_steps"]
+__all__ = ["MANIFEST_NAME", "VERSION", "ManifestError", "load_manifest", "load_steps"]
 
 MANIFEST_NAME = "headwater_manifest.json"
 VERSION = 1
@@ -30,43 +29,6 @@ VERSION = 1
 
 class ManifestError(RuntimeError):
     """The manifest is missing, malformed, or names something that does not import."""
-
-
-def build_manifest(spec: Any, registry: Any | None = None) -> dict[str, Any]:
-    """Resolve every ``use:`` of ``spec`` (a PipelineSpec) and check its settings.
-
-    Raises the registry's errors (unknown name, conflict, import failure, bad settings),
-    each naming the pipeline and step.
-    """
-    if registry is None:
-        from transforms.registry import default_registry
-
-        registry = default_registry()
-    steps = []
-    for index, step in enumerate(spec.transforms):
-        registry.build(step.use, step.with_, pipeline=spec.name, step=index)
-        plugin = registry.plugin(step.use)
-        steps.append({
-            "index": index,
-            "use": step.use,
-            "ref": plugin.ref,
-            "distribution": plugin.distribution,
-            "version": plugin.version,
-            "settings": step.with_,
-        })
-    return {
-        "version": VERSION,
-        "pipeline": spec.model_dump(mode="json", by_alias=True),
-        "steps": steps,
-    }
-
-
-def _import(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    target: Any = importlib.import_module(module)
-    for part in attr.split(".") if attr else []:
-        target = getattr(target, part)
-    return target
 
 
 def load_steps(manifest: dict[str, Any]) -> list[Step]:
@@ -78,7 +40,7 @@ def load_steps(manifest: dict[str, Any]) -> list[Step]:
     for s in manifest.get("steps", []):
         where = f"pipeline {name!r}, step {s['index']} ({s['use']})"
         try:
-            obj = _import(s["ref"])
+            obj = import_ref(s["ref"])
         except Exception as exc:
             raise ManifestError(
                 f"{where}: cannot import {s['ref']} from distribution "

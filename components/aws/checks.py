@@ -8,9 +8,9 @@ from collections import defaultdict
 
 import pulumi_aws as aws
 
-from runtimes.spec import PipelineSpec, StackConfig
+from headwater.spec import PipelineSpec, StackConfig
 
-from .common import (
+from ..common import (
     Location,
     PlanError,
     check_no_cycles,

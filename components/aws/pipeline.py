@@ -18,12 +18,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from runtimes.spec import PipelineSpec
+from headwater.spec import PipelineSpec
 
-from . import aws_policy as policy
-from . import aws_storage as storage
-from .aws_checks import check_pipeline, function_name, lookup_keys, queue_timeouts
-from .common import merge_args
+from ..common import merge_args
+from . import policy, storage
+from .checks import check_pipeline, function_name, lookup_keys, queue_timeouts
 
 __all__ = ["Pipeline", "PipelineArgs"]
 

@@ -1,7 +1,8 @@
-"""Sinks that run anywhere: in memory (tests, benchmarks) and with injected faults.
+"""Test doubles for the engine's ports: sinks in memory (tests, benchmarks), with injected
+faults, and a dead-letter in memory. Never shipped in a function artifact.
 
-Cloud sinks live with their adapters (``runtimes/aws/firehose.py`` ...); the local
-DuckDB sink in ``runtimes/local/``. All follow :class:`runtimes.engine.Sink`.
+Cloud sinks live with their adapters (``runtimes/aws/sink.py`` ...); the local
+DuckDB sink in ``runtimes/local/``. All follow :class:`runtimes.core.engine.Sink`.
 """
 
 from __future__ import annotations
@@ -10,16 +11,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import orjson
+from runtimes.core.codec import dumps
+from runtimes.core.engine import Failure
 
-from .engine import Failure
-
-__all__ = ["FaultySink", "MemorySink", "NdjsonSink", "dumps"]
-
-
-def dumps(record: Any) -> bytes:
-    """Records as JSON bytes; anything orjson cannot encode natively becomes a string."""
-    return orjson.dumps(record, default=str)
+__all__ = ["FaultySink", "MemoryDeadLetter", "MemorySink", "NdjsonSink"]
 
 
 class MemorySink:
@@ -89,3 +84,13 @@ class FaultySink(MemorySink):
             else:
                 failures.append(Failure(i, *verdict))
         return failures
+
+
+class MemoryDeadLetter:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.objects: list[tuple[str, str]] = []
+
+    def write(self, pipeline: str, bucket: str, key: str, entries: list[dict[str, Any]]) -> None:
+        self.objects.append((bucket, key))
+        self.entries.extend(entries)

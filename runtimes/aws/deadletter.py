@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..deadletter import encode, object_name
+from ..core.deadletter import encode, object_name
 
 __all__ = ["S3DeadLetter"]
 
