@@ -46,9 +46,9 @@ def _stack(cloud: str, python: str | None = None, arch: str | None = None):
 
 
 def built_clouds() -> tuple[str, ...]:
-    from components import BUILT
+    from components import CLOUDS
 
-    return tuple(BUILT)
+    return tuple(CLOUDS)
 
 
 def figure_artifact(cfg: Config) -> Figure:

@@ -1,30 +1,39 @@
-"""Pulumi components, one module per cloud. Never imports cloud SDKs (boto3 ...)."""
+"""Pulumi components: the shared parts here, one folder per cloud (``aws/`` ...).
+
+Never imports a cloud's runtime SDK (boto3, google-cloud-*, azure-*): only Pulumi
+providers. :data:`CLOUDS` is the one registry of deployable clouds; each names the
+package whose ``deploy_stack(stack)`` builds a stack's components.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pulumi
 
-from headwater.spec import SpecError, StackConfig, parse_stack
+from headwater.spec import REGION_KEYS, SpecError, StackConfig, parse_stack
 
-__all__ = ["deploy", "read_config"]
+__all__ = ["CLOUDS", "deploy", "read_config"]
 
-BUILT = ("aws",)
+# cloud -> the components package that deploys it
+CLOUDS: dict[str, str] = {"aws": "components.aws"}
 KEYS = ("cloud", "pipelines", "python", "arch", "region", "alarm_email", "kms_key")
 
 
 def read_config(config: pulumi.Config) -> StackConfig:
-    """Read ``headwater:*`` stack config into a validated :class:`StackConfig`."""
+    """Read ``headwater:*`` stack config (and the provider's region setting, e.g.
+    ``aws:region``) into a validated :class:`StackConfig`."""
     raw: dict[str, Any] = {}
     for key in KEYS:
         value = config.get_object(key) if key == "pipelines" else config.get(key)
         if value is not None:
             raw[key] = value
-    if "region" not in raw:
-        region = pulumi.Config("aws").get("region")
-        if region:
-            raw["region"] = region
+    for full in REGION_KEYS.values():
+        namespace, _, name = full.partition(":")
+        value = pulumi.Config(namespace).get(name)
+        if value:
+            raw[full] = value
     try:
         return parse_stack(raw, f"stack {pulumi.get_stack()}")
     except SpecError as exc:
@@ -39,13 +48,9 @@ def deploy(config: pulumi.Config) -> list[pulumi.ComponentResource]:
             "headwater:cloud is 'local': run this stack with `headwater run --stack "
             f"{pulumi.get_stack()}`, not `pulumi up`."
         )
-    if stack.cloud not in BUILT:
+    if stack.cloud not in CLOUDS:
         raise pulumi.RunError(
             f"headwater:cloud is {stack.cloud!r}, which headwater cannot deploy yet; "
-            f"built clouds: {', '.join(BUILT)}."
+            f"built clouds: {', '.join(CLOUDS)}."
         )
-    if stack.cloud == "aws":
-        from .aws import deploy_stack
-
-        return deploy_stack(stack)
-    raise AssertionError(stack.cloud)
+    return importlib.import_module(CLOUDS[stack.cloud]).deploy_stack(stack)

@@ -44,9 +44,10 @@ class Location:
     bucket: str
     prefix: str
     suffix: str = ""
+    scheme: str = "s3"  # how the cloud writes an object URL: s3, gs, abfss ...
 
     def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+        return f"{self.scheme}://{self.bucket}/{self.prefix}"
 
 
 def overlaps(a: Location, b: Location) -> bool:
@@ -70,8 +71,8 @@ def check_no_recursion(pipeline: str, source: Location, outputs: Iterable[Locati
     source suffix today would loop the day someone widens the suffix.
     """
     for out in outputs:
-        probe = Location(out.what, out.bucket, out.prefix)
-        if overlaps(Location(source.what, source.bucket, source.prefix), probe):
+        probe = Location(out.what, out.bucket, out.prefix, scheme=out.scheme)
+        if overlaps(Location(source.what, source.bucket, source.prefix, scheme=source.scheme), probe):
             raise PlanError(
                 f"pipeline {pipeline!r}: its {out.what} location {out} overlaps its source "
                 f"{source}, so every object it writes there would trigger the pipeline again. "

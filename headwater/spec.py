@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
+    "REGION_KEYS",
     "Cloud",
     "Deadletter",
     "Limits",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 Cloud = Literal["aws", "gcp", "azure", "local"]
+# the provider config key that holds a cloud's region, read when headwater:region is unset
+REGION_KEYS = {"aws": "aws:region", "gcp": "gcp:region", "azure": "azure-native:location"}
 Format = Literal["auto", "json", "ndjson", "csv", "parquet"]  # auto: by key suffix
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -197,11 +200,12 @@ def parse_stack(config: Mapping[str, Any], source: str = "") -> StackConfig:
     raw: dict[str, Any] = {}
     for key, value in config.items():
         name = key.split(":", 1)[1] if key.startswith("headwater:") else key
-        if ":" in name:  # another namespace (aws:region ...)
-            if key.startswith("aws:region") and "region" not in raw:
-                raw["region"] = value
+        if ":" in name:  # another namespace: only the providers' region keys matter
             continue
         raw[name] = value
+    cloud = raw.get("cloud", "local")
+    if "region" not in raw and isinstance(cloud, str) and REGION_KEYS.get(cloud) in config:
+        raw["region"] = config[REGION_KEYS[cloud]]
     try:
         return StackConfig.model_validate(raw)
     except ValidationError as exc:

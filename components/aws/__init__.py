@@ -1,31 +1,26 @@
 """AWS components: :class:`Pipeline` (``headwater:aws:Pipeline``) and :func:`deploy_stack`.
 
-Layout: the pipeline component is in ``aws_pipeline``, buckets and the Firehose/Glue sink
-in ``aws_storage``, IAM documents in ``aws_policy``, plan-time checks in ``aws_checks``.
+Files: the pipeline component is in ``pipeline.py``, buckets and the Firehose/Glue sink in
+``storage.py``, IAM documents in ``policy.py``, AWS's plan-time rules in ``checks.py``,
+Pulumi mocks that answer like AWS in ``mocks.py``.
 """
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from headwater.spec import PipelineSpec, StackConfig
+from headwater.spec import StackConfig
 
+from ..artifacts import ArtifactFor, artifact_path, packaged
 from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
 from .pipeline import Pipeline, PipelineArgs
 
 __all__ = ["CHILDREN", "BucketTrigger", "Pipeline", "PipelineArgs", "PlanError",
            "check_pipeline", "check_stack", "deploy_stack"]
-
-ArtifactFor = Callable[[PipelineSpec], "str | os.PathLike[str] | pulumi.Archive | Any"]
-DIST = Path("dist")
 
 
 class BucketTrigger(pulumi.ComponentResource):
@@ -49,25 +44,6 @@ class BucketTrigger(pulumi.ComponentResource):
         self.register_outputs({"bucket": bucket})
 
 
-def _packaged(stack: StackConfig) -> ArtifactFor:
-    """Build each artifact with the packaging API into ``dist/<stack>/``, the folder
-    ``headwater package --stack <stack>`` writes, so a prebuilt artifact is reused."""
-    def build(spec: PipelineSpec) -> Any:
-        from headwater.packaging import PackagingError, build_pipeline_artifact
-
-        try:
-            return build_pipeline_artifact(stack, spec, DIST / pulumi.get_stack())
-        except PackagingError as exc:
-            raise PlanError(f"pipeline {spec.name!r}: cannot package its function: {exc}") from exc
-
-    return build
-
-
-def _artifact_path(artifact: Any) -> Any:
-    """A packaging ``Artifact`` (has ``.path``), a path, or a :class:`pulumi.Archive`."""
-    return getattr(artifact, "path", artifact)
-
-
 def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
                  opts: pulumi.ResourceOptions | None = None,
                  export: bool = True) -> list[pulumi.ComponentResource]:
@@ -79,7 +55,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
     every component, hence to every child.
     """
     check_stack(stack)  # every spec refused or accepted before anything is created
-    artifact_for = artifact_for or _packaged(stack)
+    artifact_for = artifact_for or packaged(stack)
     topic = None
     if stack.alarm_email:
         # Encrypted only with a customer key: CloudWatch cannot publish to a topic under the
@@ -93,7 +69,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
     shared: dict[str, list[Pipeline]] = defaultdict(list)
     for spec in stack.pipelines:
         pipeline = Pipeline(spec.name, PipelineArgs(
-            spec=spec, artifact=_artifact_path(artifact_for(spec)), python=stack.python,
+            spec=spec, artifact=artifact_path(artifact_for(spec)), python=stack.python,
             arch=stack.arch, kms_key=stack.kms_key,
             alarm_topic_arn=topic.arn if topic is not None else None,
             notify=spec.source.bucket is None), opts=opts)

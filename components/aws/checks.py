@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 
 import pulumi_aws as aws
 
 from headwater.spec import PipelineSpec, StackConfig
 
-from ..common import (
-    Location,
-    PlanError,
-    check_no_cycles,
-    check_no_recursion,
-    check_prefix_overlaps,
-    validate_overrides,
-)
+from ..checks import check_stack as neutral_check_stack
+from ..common import Location, PlanError, validate_overrides
 
-__all__ = ["CHILDREN", "check_pipeline", "check_stack", "function_name", "locations",
+__all__ = ["CHILDREN", "RULES", "AwsRules", "check_pipeline", "check_stack", "function_name", "locations",
            "lookup_keys", "queue_timeouts"]
 
 # Children that take ``overrides.aws.<key>``; the guards (public access block, encryption,
@@ -87,46 +80,49 @@ def locations(spec: PipelineSpec) -> tuple[Location, list[Location]]:
     return Location("source", str(raw), src.prefix, src.suffix), outs
 
 
+class AwsRules:
+    """AWS's part of the plan-time checks (:mod:`components.checks` runs the rest)."""
+
+    cloud = "aws"
+    fixed_schema = ("Firehose converts records to Parquet through a Glue table whose schema "
+                    "comes from sink.columns")
+
+    def locations(self, spec: PipelineSpec) -> tuple[Location, list[Location]]:
+        return locations(spec)
+
+    def check_pipeline(self, spec: PipelineSpec, stack: StackConfig | None = None) -> None:
+        where = f"pipeline {spec.name!r}"
+        validate_overrides(where, spec.overrides.get("aws", {}), CHILDREN)
+        timeout, visibility = queue_timeouts(spec)
+        vis = _override(spec, "queue", "visibility_timeout_seconds")
+        if isinstance(vis, int) and vis < VISIBILITY_FACTOR * timeout:
+            raise PlanError(
+                f"{where}: overrides.queue.visibility_timeout_seconds={vis} is below "
+                f"{VISIBILITY_FACTOR} x the function timeout ({timeout}s) = {visibility}; a "
+                "message would reappear while still being processed. Raise it or lower the "
+                "timeout.")
+        if spec.limits.batch_size > 10 and spec.limits.batching_window_s < 1:
+            raise PlanError(
+                f"{where}: limits.batch_size={spec.limits.batch_size} needs "
+                "limits.batching_window_s >= 1 (SQS event sources take more than 10 messages "
+                "only with a batching window).")
+        kms_key = stack.kms_key if stack is not None else None
+        if kms_key is not None and not kms_key.startswith("arn:"):
+            raise PlanError(
+                f"headwater:kms_key must be a KMS key ARN (IAM policies name keys by ARN), "
+                f"not {kms_key!r}.")
+
+
+RULES = AwsRules()
+
+
 def check_pipeline(spec: PipelineSpec, kms_key: str | None = None) -> None:
-    """Refuse, with what to change, a pipeline spec the AWS component cannot deploy."""
-    where = f"pipeline {spec.name!r}"
-    validate_overrides(where, spec.overrides.get("aws", {}), CHILDREN)
-    source, outputs = locations(spec)
-    check_no_recursion(spec.name, source, outputs)
-    if not spec.sink.columns:
-        raise PlanError(
-            f"{where}: sink.columns is empty, but Firehose converts records to Parquet "
-            "through a Glue table whose schema comes from sink.columns. List the columns, "
-            "e.g. sink: {table: orders, columns: {order_id: string, value_cents: bigint}}.")
-    timeout, visibility = queue_timeouts(spec)
-    vis = _override(spec, "queue", "visibility_timeout_seconds")
-    if isinstance(vis, int) and vis < VISIBILITY_FACTOR * timeout:
-        raise PlanError(
-            f"{where}: overrides.queue.visibility_timeout_seconds={vis} is below "
-            f"{VISIBILITY_FACTOR} x the function timeout ({timeout}s) = {visibility}; a message "
-            "would reappear while still being processed. Raise it or lower the timeout.")
-    if spec.limits.batch_size > 10 and spec.limits.batching_window_s < 1:
-        raise PlanError(
-            f"{where}: limits.batch_size={spec.limits.batch_size} needs "
-            "limits.batching_window_s >= 1 (SQS event sources take more than 10 messages "
-            "only with a batching window).")
-    unknown = sorted(set(spec.lookups) - set(lookup_keys(spec)))
-    if unknown:
-        raise PlanError(f"{where}: lookups names {', '.join(unknown)}, which no transform "
-                        f"uses; tables used: {', '.join(lookup_keys(spec)) or 'none'}.")
-    if kms_key is not None and not kms_key.startswith("arn:"):
-        raise PlanError(
-            f"headwater:kms_key must be a KMS key ARN (IAM policies name keys by ARN), "
-            f"not {kms_key!r}.")
+    """Refuse, with what to change, a pipeline spec the AWS component cannot deploy (a
+    component built directly, outside :func:`check_stack`, gets the same checks)."""
+    stack = StackConfig.model_construct(cloud="aws", pipelines=[spec], kms_key=kms_key)
+    check_stack(stack)
 
 
 def check_stack(stack: StackConfig) -> None:
     """Every pipeline's checks, then sources that overlap and rings of pipelines."""
-    by_bucket: dict[str, dict[str, Location]] = defaultdict(dict)
-    for spec in stack.pipelines:
-        check_pipeline(spec, stack.kms_key)
-        source, _ = locations(spec)
-        by_bucket[source.bucket][spec.name] = source
-    for sources in by_bucket.values():
-        check_prefix_overlaps(sources)
-    check_no_cycles({spec.name: locations(spec) for spec in stack.pipelines})
+    neutral_check_stack(stack, RULES)

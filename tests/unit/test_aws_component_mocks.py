@@ -133,7 +133,7 @@ def run(program: Callable[[], Any]) -> Graph:
 def run_program(config: dict[str, Any], artifact: Path, monkeypatch: pytest.MonkeyPatch) -> Graph:
     """Run the real ``__main__.py`` with stack ``config`` (``headwater:*`` / ``aws:*`` keys)."""
     # The packaging API builds wheels; this test is about the Pulumi program.
-    monkeypatch.setattr(component, "_packaged", lambda stack: (lambda spec: str(artifact)))
+    monkeypatch.setattr(component, "packaged", lambda stack: (lambda spec: str(artifact)))
     monkeypatch.chdir(ROOT)
     pulumi.runtime.set_all_config(
         {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
