@@ -278,6 +278,8 @@ class Engine:
         if pending:
             self._settle(pending, pending_lines, obj, c, None)
         self._persist(obj)
+        if checkpoint is not None:  # all settled: a redelivery before "done" writes nothing
+            checkpoint(Checkpoint(obj.outputs, obj.entries))
         c.seconds = self.clock() - started
         return c
 
