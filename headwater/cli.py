@@ -148,14 +148,29 @@ def run(
             report = runner.run()
     except (duckdb.Error, OSError) as exc:  # e.g. another run holds the warehouse file's lock
         raise fail(f"{type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:  # Ctrl-C before the runner took over SIGINT
+        raise fail("interrupted before any object was processed", 130) from None
     console.print(summary_table(report))
     for e in report.errors:
         where = f"object {e.key!r}" if e.key else "could not start"
         err.print(f"[bold red]failed:[/] pipeline {e.pipeline!r}, {where}: {e.error}",
                   highlight=False, soft_wrap=True)
     console.print(f"warehouse: {warehouse}  dead-letters: {root / 'deadletter'}", highlight=False)
+    if report.interrupted is not None:
+        err.print(f"[bold yellow]interrupted:[/] {interrupted_message(report)}",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def interrupted_message(report) -> str:  # report: RunReport
+    i = report.interrupted
+    done = sum(p.objects for p in report.pipelines)
+    where = (f"pipeline {i.pipeline!r}, object {i.key!r} was rolled back (none of its rows "
+             "are in the warehouse)" if i.key else "stopped between objects")
+    return (f"{where}; {done} object(s) committed before the stop. "
+            "Run again to process the rest.")
 
 
 @app.command()
