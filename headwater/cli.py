@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -104,7 +105,25 @@ def transforms_new(
     except ScaffoldError as exc:
         raise fail(str(exc)) from None
     console.print(f"[green]created[/] {target}", highlight=False)
+    installed = installed_claims(name)
+    if installed:
+        err.print(f"[bold yellow]warning:[/] {escape(repr(name))} is already an installed "
+                  f"transform ({escape(installed)}); installing this package next to it "
+                  "makes the name claimed twice, which every pipeline using it refuses: "
+                  "choose another name unless you mean to replace that distribution",
+                  highlight=False, soft_wrap=True)
     console.print(f"  pip install -e {target}    then: headwater transforms list", highlight=False)
+
+
+def installed_claims(name: str) -> str:
+    """Who already provides transform ``name`` ("ref from dist version, ..."), or ""."""
+    from transforms.registry import default_registry
+
+    registry = default_registry()
+    if name not in registry:
+        return ""
+    return ", ".join(f"{p.ref} from {p.distribution} {p.version}".strip()
+                     for p in registry.claims(name))
 
 
 @app.command()
