@@ -22,15 +22,18 @@ app = typer.Typer(
 transforms_app = typer.Typer(help="List and scaffold transform plugins.", no_args_is_help=True)
 app.add_typer(transforms_app, name="transforms")
 
-console = Console()
-err = Console(stderr=True)
+# User text (config values, names, keys, plugin docs) is never markup: it is escaped
+# (rich.markup.escape) or printed with markup=False, and emoji codes such as ":cloud:" in
+# "headwater:cloud: ..." stay as written.
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 StackOpt = Annotated[str, typer.Option("--stack", "-s", help="stack name: reads Pulumi.<stack>.yaml")]
 ProjectOpt = Annotated[Path, typer.Option("--project-dir", help="folder holding Pulumi.<stack>.yaml")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -63,12 +66,13 @@ def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> 
                 problems.append(str(exc))
     if problems:
         raise fail("\n".join(problems))
-    table = Table(title=f"stack {stack} ({config.cloud})")
+    table = Table(title=escape(f"stack {stack} ({config.cloud})"))
     for col in ("pipeline", "source", "steps", "sink"):
         table.add_column(col)
     for p in config.pipelines:
-        table.add_row(p.name, f"{p.source.prefix} ({p.source.format})",
-                      " -> ".join(s.use for s in p.transforms) or "(none)", p.sink.table)
+        table.add_row(*map(escape, (p.name, f"{p.source.prefix} ({p.source.format})",
+                                    " -> ".join(s.use for s in p.transforms) or "(none)",
+                                    p.sink.table)))
     console.print(table)
     console.print(f"[green]ok[/]: {len(config.pipelines)} pipeline(s) valid")
 
@@ -86,8 +90,9 @@ def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machin
     for col in ("name", "distribution", "version", "target", "doc"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        doc = f"[red]{r['error']}[/]" if r["error"] else r["doc"]
-        table.add_row(r["name"], r["distribution"], r["version"], r["target"], doc)
+        doc = f"[red]{escape(r['error'])}[/]" if r["error"] else escape(r["doc"])
+        table.add_row(*map(escape, (r["name"], r["distribution"], r["version"], r["target"])),
+                      doc)
     console.print(table)
 
 
@@ -104,7 +109,7 @@ def transforms_new(
         target = scaffold(name, directory)
     except ScaffoldError as exc:
         raise fail(str(exc)) from None
-    console.print(f"[green]created[/] {target}", highlight=False)
+    console.print(f"[green]created[/] {escape(str(target))}", highlight=False)
     installed = installed_claims(name)
     if installed:
         err.print(f"[bold yellow]warning:[/] {escape(repr(name))} is already an installed "
@@ -112,7 +117,8 @@ def transforms_new(
                   "makes the name claimed twice, which every pipeline using it refuses: "
                   "choose another name unless you mean to replace that distribution",
                   highlight=False, soft_wrap=True)
-    console.print(f"  pip install -e {target}    then: headwater transforms list", highlight=False)
+    console.print(f"  pip install -e {target}    then: headwater transforms list",
+                  highlight=False, markup=False)
 
 
 def installed_claims(name: str) -> str:
@@ -172,11 +178,12 @@ def run(
     console.print(summary_table(report))
     for e in report.errors:
         where = f"object {e.key!r}" if e.key else "could not start"
-        err.print(f"[bold red]failed:[/] pipeline {e.pipeline!r}, {where}: {e.error}",
+        err.print(f"[bold red]failed:[/] {escape(f'pipeline {e.pipeline!r}, {where}: {e.error}')}",
                   highlight=False, soft_wrap=True)
-    console.print(f"warehouse: {warehouse}  dead-letters: {root / 'deadletter'}", highlight=False)
+    console.print(f"warehouse: {warehouse}  dead-letters: {root / 'deadletter'}",
+                  highlight=False, markup=False)
     if report.interrupted is not None:
-        err.print(f"[bold yellow]interrupted:[/] {interrupted_message(report)}",
+        err.print(f"[bold yellow]interrupted:[/] {escape(interrupted_message(report))}",
                   highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     if not report.ok:
@@ -214,18 +221,20 @@ def package(
         with err.status("packaging", spinner="dots") as status:
             artifacts = build_stack(config, target, pipelines=pipeline, wheelhouse=wheelhouse,
                                     offline=offline,
-                                    progress=lambda msg: status.update(f"packaging {msg}"))
+                                    progress=lambda msg: status.update(escape(f"packaging {msg}")))
     except PackagingError as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})")
+    table = Table(title=escape(
+        f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})"))
     for col in ("pipeline", "artifact", "size", "sha256", "bytecode"):
         table.add_column(col, overflow="fold")
     for a in artifacts:
-        table.add_row(a.pipeline, str(a.path), human(a.size), a.sha256,
-                      f"Python {a.bytecode_python}" if a.bytecode else "none (see note)")
+        table.add_row(*map(escape, (
+            a.pipeline, str(a.path), human(a.size), a.sha256,
+            f"Python {a.bytecode_python}" if a.bytecode else "none (see note)")))
     console.print(table)
     for note in dict.fromkeys(a.bytecode_note for a in artifacts if a.bytecode_note):
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
 
 
 def main() -> None:
