@@ -8,18 +8,46 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+
+class _PlainHelp:
+    """Help that names what an option takes (``--root DIR``) instead of a type placeholder
+    (``<path>``, ``<bool>``, ``<list[str]>``, which typer prints since 0.2x)."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for p in params:
+            if p.param_type_name == "argument":
+                # typer shows an argument's type beside it whatever its metavar
+                if hasattr(p, "display_type_rich"):
+                    p.display_type_rich = lambda ctx: None
+            elif p.metavar is None:
+                p.metavar = "" if getattr(p, "is_flag", False) else p.name.upper()
+        return params
+
+
+class _Command(_PlainHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, typer.core.TyperGroup):
+    pass
+
+
 app = typer.Typer(
     name="headwater",
+    cls=_Group,
     help="Write a serverless data pipeline once; deploy it with Pulumi or run it locally.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-transforms_app = typer.Typer(help="List and scaffold transform plugins.", no_args_is_help=True)
+transforms_app = typer.Typer(help="List and scaffold transform plugins.", no_args_is_help=True,
+                             cls=_Group)
 app.add_typer(transforms_app, name="transforms")
 
 # User text (config values, names, keys, plugin docs) is never markup: it is escaped
@@ -28,8 +56,28 @@ app.add_typer(transforms_app, name="transforms")
 console = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 
-StackOpt = Annotated[str, typer.Option("--stack", "-s", help="stack name: reads Pulumi.<stack>.yaml")]
-ProjectOpt = Annotated[Path, typer.Option("--project-dir", help="folder holding Pulumi.<stack>.yaml")]
+# one default stack for every command: `local`, the stack that runs on this machine
+StackOpt = Annotated[str, typer.Option("--stack", "-s", metavar="NAME",
+                                       help="stack name: reads Pulumi.<stack>.yaml")]
+ProjectOpt = Annotated[Path, typer.Option("--project-dir", metavar="DIR",
+                                          help="folder holding Pulumi.<stack>.yaml")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from headwater import __version__
+
+        console.print(f"headwater {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="print headwater's version and exit")] = False,
+) -> None:
+    """Write a serverless data pipeline once; deploy it with Pulumi or run it locally."""
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -50,7 +98,7 @@ def load_stack(stack: str, project_dir: Path):  # -> StackConfig
         raise fail(str(exc)) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> None:
     """Check the stack config and every transform's settings; touches no data."""
     from transforms.registry import RegistryError, default_registry
@@ -77,7 +125,7 @@ def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> 
     console.print(f"[green]ok[/]: {len(config.pipelines)} pipeline(s) valid")
 
 
-@transforms_app.command("list")
+@transforms_app.command("list", cls=_Command)
 def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
     """Installed transforms: name, distribution, version, target and first doc line."""
     from transforms.registry import default_registry
@@ -96,11 +144,11 @@ def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machin
     console.print(table)
 
 
-@transforms_app.command("new")
+@transforms_app.command("new", cls=_Command)
 def transforms_new(
-    name: Annotated[str, typer.Argument(help="transform name, e.g. mask_email (the `use:` name)")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="transform name, e.g. mask_email (the `use:` name)")],
     directory: Annotated[Path, typer.Option(
-        "--dir", help="folder to create headwater-<name>/ in")] = Path("."),
+        "--dir", metavar="DIR", help="folder to create headwater-<name>/ in")] = Path("."),
 ) -> None:
     """Scaffold an installable plugin package headwater-<name> with a test."""
     from headwater.scaffold import ScaffoldError, scaffold
@@ -132,18 +180,18 @@ def installed_claims(name: str) -> str:
                      for p in registry.claims(name))
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     stack: StackOpt = "local",
     project_dir: ProjectOpt = Path("."),
     root: Annotated[Path, typer.Option(
-        "--root", help="folder standing in for the bucket (keys are paths relative to it)")
+        "--root", metavar="DIR", help="folder standing in for the bucket (keys are paths relative to it)")
     ] = Path("data"),
     warehouse: Annotated[Path, typer.Option(
-        "--warehouse", help="DuckDB file the sink tables and the ledger go to")
+        "--warehouse", metavar="FILE", help="DuckDB file the sink tables and the ledger go to")
     ] = Path(".headwater/warehouse.duckdb"),
     pipeline: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="run only this pipeline (repeatable)")] = None,
+        "--pipeline", "-p", metavar="NAME", help="run only this pipeline (repeatable)")] = None,
     reprocess: Annotated[bool, typer.Option(
         "--reprocess", help="process objects already done too, replacing their earlier rows")
     ] = False,
@@ -199,23 +247,28 @@ def interrupted_message(report) -> str:  # report: RunReport
             "Run again to process the rest.")
 
 
-@app.command()
+@app.command(cls=_Command)
 def package(
-    stack: StackOpt = "aws",
+    stack: StackOpt = "local",
     project_dir: ProjectOpt = Path("."),
-    out: Annotated[Path, typer.Option("--out", help="artifacts go to OUT/<stack>/")] = Path("dist"),
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="artifacts go to OUT/<stack>/")] = Path("dist"),
     wheelhouse: Annotated[Path | None, typer.Option(
-        "--wheelhouse", help="wheel cache folder (default ~/.cache/headwater/wheels)")] = None,
+        "--wheelhouse", metavar="DIR", help="wheel cache folder (default ~/.cache/headwater/wheels)")] = None,
     offline: Annotated[bool, typer.Option(
         "--offline", help="use only wheels already in the cache; never download")] = False,
     pipeline: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="package only this pipeline (repeatable)")] = None,
+        "--pipeline", "-p", metavar="NAME",
+        help="package only this pipeline (repeatable)")] = None,
 ) -> None:
     """Build each pipeline's function artifact for the stack's cloud (reproducible bytes)."""
     from headwater.packaging import PackagingError, build_stack
     from headwater.packaging.errors import human
 
     config = load_stack(stack, project_dir)
+    if config.cloud == "local":
+        raise fail(f"stack {stack!r} runs locally (headwater:cloud local): there is nothing to "
+                   "package, `headwater run` runs it. Pass the stack you deploy, e.g. "
+                   "--stack aws")
     target = out / stack
     try:
         with err.status("packaging", spinner="dots") as status:
