@@ -15,6 +15,15 @@ cli = CliRunner()
 TRICKY = "[bold]x[/bold]:cloud:"
 
 
+@pytest.fixture(autouse=True)
+def wide_consoles(monkeypatch):
+    """Wide enough that no table wraps a cell (the consoles are made at import time)."""
+    import headwater.cli as cli_module
+
+    for c in (cli_module.console, cli_module.err):
+        monkeypatch.setattr(c, "width", 300)
+
+
 def invoke(*args: str):
     result = cli.invoke(app, list(args), env={"COLUMNS": "300"})
     return result, result.output
