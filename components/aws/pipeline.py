@@ -269,7 +269,7 @@ class Pipeline(pulumi.ComponentResource):
         resources it uses."""
         spec, name, kms = self.spec, self._name, self._args.kms_key
         part, region, account = (self._ids[k] for k in ("partition", "region", "account"))
-        self._fn_name = function_name(pulumi.get_stack(), spec.name)
+        self._fn_name = function_name(pulumi.get_project(), pulumi.get_stack(), spec.name)
         self.log_group = self._make("log_group", aws.cloudwatch.LogGroup, f"{name}-logs", {
             "name": f"/aws/lambda/{self._fn_name}", "retention_in_days": LOG_RETENTION_DAYS})
         self.role = self._make("role", aws.iam.Role, f"{name}-role", {

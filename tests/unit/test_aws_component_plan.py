@@ -315,3 +315,49 @@ def test_prefix_with_an_iam_wildcard_character_is_refused(artifact, monkeypatch)
     config = config_with(orders={"source": {"prefix": "in/*raw/"}})
     with pytest.raises(pulumi.RunError, match=r"source.prefix 'in/\*raw/' contains"):
         run_program(config, artifact, monkeypatch)
+
+
+def test_python_outside_lambdas_runtimes_is_refused_listing_the_supported_ones(artifact,
+                                                                              monkeypatch):
+    from components.aws.checks import lambda_pythons
+
+    config = dict(config_with(), **{"headwater:python": "3.19"})
+    with pytest.raises(pulumi.RunError, match=r"headwater:python '3.19' is not a Lambda Python "
+                                              r"runtime.*supported: 3\.11, 3\.12"):
+        run_program(config, artifact, monkeypatch)
+    assert "3.12" in lambda_pythons() and "3.9" not in lambda_pythons()
+
+
+@pytest.mark.parametrize("name", ["xn--orders", "sthree-orders", "amzn-s3-demo-orders"])
+def test_pipeline_names_that_give_bucket_names_s3_refuses_are_refused(artifact, monkeypatch,
+                                                                      name):
+    config = config_with(orders={"name": name})
+    with pytest.raises(pulumi.RunError, match=f"the name starts with '{name.split('-')[0]}"):
+        run_program(config, artifact, monkeypatch)
+
+
+@pytest.mark.parametrize("table", ["my users", "users/eu"])
+def test_lookup_table_names_dynamodb_refuses_are_refused(artifact, monkeypatch, table):
+    steps = example_config()["headwater:pipelines"][0]["transforms"]
+    steps = [dict(s, **({"with": {**s["with"], "table": table}} if s["use"] == "enrich" else {}))
+             for s in steps]
+    with pytest.raises(pulumi.RunError, match=f"lookup table '{table}' cannot name a DynamoDB"):
+        run_program(config_with(orders={"transforms": steps}), artifact, monkeypatch)
+
+
+def test_pipelines_whose_glue_databases_collide_are_refused(artifact, monkeypatch):
+    config = config_with(orders={"name": "web-orders"}, signups={"name": "web_orders"})
+    with pytest.raises(pulumi.RunError, match=r"'web-orders' and 'web_orders' would share the "
+                                              r"Glue database 'headwater_aws_web_orders'"):
+        run_program(config, artifact, monkeypatch)
+
+
+def test_function_names_carry_the_project_and_keep_look_alike_stacks_apart():
+    from components.aws.checks import function_name
+
+    assert function_name("shop", "prod", "orders") == "shop-prod-orders"
+    dotted, dashed = function_name("shop", "prod.eu", "orders"), function_name("shop", "prod-eu", "orders")
+    assert dotted != dashed and dashed == "shop-prod-eu-orders"
+    assert function_name("a", "prod", "orders") != function_name("b", "prod", "orders")
+    long = function_name("p" * 40, "s" * 20, "orders")
+    assert len(long) <= 64 and long != function_name("p" * 40, "s" * 21, "orders")
