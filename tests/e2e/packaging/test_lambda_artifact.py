@@ -224,6 +224,7 @@ def test_handler_from_unpacked_artifact_runs_one_record_with_a_clean_sys_path(
     expected_email = make(**step.with_)({"email": "ann@example.org"},
                                         Context(secret=lambda name: "k3y-for-tests"))["email"]
     assert expected_email != "ann@example.org"
+    assert delivered[0].pop("_headwater_id").endswith("-2-0")  # data line 2, no fan-out
     assert delivered == [{"email": expected_email, "country": "de", "plan": "pro",
                           "country_name": "Germany"}]
     assert s3.list_objects_v2(Bucket="deadletter").get("KeyCount", 0) == 0
