@@ -24,7 +24,7 @@ The engine, its chain (from the baked manifest, ``HEADWATER_MANIFEST`` or
 
 from __future__ import annotations
 
-import inspect
+import io
 import json
 import logging
 import os
@@ -55,7 +55,6 @@ class _Runtime:
     pipeline: str
     engine: Engine
     settings: PipelineSettings
-    versioned: bool  # the engine takes the object's version (row ids per generation)
 
 
 _state: list[_Runtime] = []
@@ -116,8 +115,7 @@ def _build() -> _Runtime:
             os.environ.get("HEADWATER_DEADLETTER_PREFIX", settings.deadletter_prefix)),
         ctx=ctx,
     )
-    versioned = "version" in inspect.signature(engine.process_object).parameters
-    return _Runtime(name, engine, settings, versioned)
+    return _Runtime(name, engine, settings)
 
 
 def _runtime() -> _Runtime:
@@ -194,8 +192,8 @@ def _process(rt: _Runtime, ref: events.ObjectRef) -> Counters | None:
         return None
     if generation is not None and blob.generation != generation:
         return None
+    if blob.size == 0:  # a folder placeholder or an empty file: nothing to download
+        return rt.engine.process_object(io.BytesIO(b""), ref.name, ref.bucket,
+                                        version=ref.generation)
     with blob.open("rb", chunk_size=READ_CHUNK, timeout=READ_TIMEOUT_S) as stream:
-        if rt.versioned:
-            return rt.engine.process_object(stream, ref.name, ref.bucket,
-                                            version=ref.generation)
-        return rt.engine.process_object(stream, ref.name, ref.bucket)
+        return rt.engine.process_object(stream, ref.name, ref.bucket, version=ref.generation)

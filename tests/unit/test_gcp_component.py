@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
@@ -37,7 +38,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def plan(config: dict[str, Any], artifact: Path) -> Graph:
-    return harness.run_program(config, GcpMocks(), artifact=artifact, stack="gcp")
+    return harness.run_program(config, GcpMocks(), artifact=artifact, stack="gcp", root=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +225,7 @@ def test_unknown_override_and_column_type_are_refused(artifact):
     with pytest.raises(PlanError, match="servce_config.*Did you mean service_config"):
         plan(config, artifact)
     config = _with(example_config(), sink={"table": "orders", "columns": {"a": "varchar"}})
-    with pytest.raises(PlanError, match="a: varchar"):
+    with pytest.raises(pulumi.RunError, match="column 'a': unknown type 'varchar'"):
         plan(config, artifact)
 
 

@@ -137,7 +137,8 @@ class BigQueryStandIn:
     - ``reject(row) -> reason | None`` chooses rows to answer with ``insertErrors``: with
       ``skipInvalidRows`` false, as the client sends, the other rows of that request are
       not inserted either and come back with reason ``stopped``, as in BigQuery;
-    - ``transient`` holds insertIds to refuse once with reason ``backendError``.
+    - ``transient`` holds insertIds to refuse once with reason ``backendError`` (the other
+      rows of the request are inserted).
 
     ``rows`` holds what was stored, ``requests`` every request body received.
     """
@@ -188,20 +189,27 @@ class BigQueryStandIn:
                     self.transient.discard(row["insertId"])
                     errors.append({"index": n, "errors": [{
                         "reason": "backendError", "message": "try again"}]})
-            if errors and not body.get("skipInvalidRows"):
+            invalid = any(e["errors"][0]["reason"] != "backendError" for e in errors)
+            if invalid and not body.get("skipInvalidRows"):
                 bad = {e["index"] for e in errors}
                 errors += [{"index": n, "errors": [{"reason": "stopped", "message": ""}]}
                            for n in range(len(rows)) if n not in bad]
                 return {"kind": "bigquery#tableDataInsertAllResponse",
                         "insertErrors": sorted(errors, key=lambda e: e["index"])}
-            for row in rows:
+            refused = {e["index"] for e in errors}
+            for n, row in enumerate(rows):
+                if n in refused:
+                    continue
                 rid = row.get("insertId")
                 if rid is not None and rid in self.ids:
                     continue
                 if rid is not None:
                     self.ids.add(rid)
                 self.rows.append(row["json"])
-            return {"kind": "bigquery#tableDataInsertAllResponse"}
+            out: dict[str, Any] = {"kind": "bigquery#tableDataInsertAllResponse"}
+            if errors:
+                out["insertErrors"] = errors
+            return out
 
     def close(self) -> None:
         self.server.shutdown()

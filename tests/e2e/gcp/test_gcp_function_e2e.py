@@ -19,7 +19,6 @@ from typing import Any
 import functions_framework
 import pytest
 
-from runtimes.core import engine as core_engine
 from runtimes.gcp import main
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +35,6 @@ BAD = "\n".join([
     '{"order_id": 9, "user_id": "u2", "value": "abc", "category": "books", "ts": "2024-05-01T14:00:00Z"}',
     '{"order_id": 10, "user_id": "u404", "value": 1, "category": "books", "ts": "2024-05-01T14:00:00Z"}',
 ]) + "\n"
-STAMPS_IDS = hasattr(core_engine, "ID_FIELD")  # runtimes/core stamps _headwater_id
 
 
 def _order(order_id: str, user: str, cents: int, category: str, ts: str) -> dict[str, Any]:
@@ -79,12 +77,11 @@ def test_push_writes_transformed_enriched_rows_and_deadletters_bad_records(order
     assert request["path"] == \
         "/bigquery/v2/projects/test-proj/datasets/headwater_gcp_orders/tables/orders/insertAll"
     assert request["ignoreUnknownValues"] is True and request["skipInvalidRows"] is False
-    if STAMPS_IDS:
-        assert all(r["insertId"] == r["json"]["_headwater_id"] for r in request["rows"])
+    assert all(r["insertId"] == r["json"]["_headwater_id"] for r in request["rows"])
 
     (name, entries), = st.deadletters().items()
     assert name.startswith("deadletter/orders/dt=") and name.endswith(".ndjson")
-    source = {"bucket": st.raw, "key": DAY + "bad.ndjson"}
+    source = {"bucket": st.raw, "key": DAY + "bad.ndjson", "version": str(bad.generation)}
     assert [(e["source"], e["line"], e["step"], e["error_type"]) for e in entries] == [
         (source, 2, "decode", "JSONDecodeError"),
         (source, 3, "1:cents", "ValueError"),
@@ -98,7 +95,6 @@ def test_push_writes_transformed_enriched_rows_and_deadletters_bad_records(order
     assert requests[1]["object"] == DAY + "bad.ndjson"
 
 
-@pytest.mark.skipif(not STAMPS_IDS, reason="needs runtimes/core's _headwater_id")
 def test_the_same_notification_twice_writes_no_duplicate_rows(orders_stack, client):
     st = orders_stack
     blob = st.put(DAY + "good.ndjson", GOOD)
@@ -127,7 +123,6 @@ def test_rows_bigquery_rejects_are_deadlettered_and_only_stopped_rows_retried(or
     assert "value_cents" in entries[0]["message"] and entries[0]["record"]["order_id"] == "2"
 
 
-@pytest.mark.skipif(not STAMPS_IDS, reason="needs runtimes/core's _headwater_id as insertId")
 def test_a_transient_row_error_is_retried_alone(orders_stack, client):
     st = orders_stack
     blob = st.put(DAY + "good.ndjson", GOOD)
@@ -201,8 +196,6 @@ def test_a_body_that_is_no_notification_is_refused(orders_stack, client):
     assert b"eventType" in response.data
 
 
-@pytest.mark.skipif("skipped_objects" not in core_engine.Counters.__dataclass_fields__,
-                    reason="needs runtimes/core's folder placeholder skip")
 def test_a_folder_placeholder_writes_nothing(orders_stack, client):
     st = orders_stack
     blob = st.put(DAY, b"")
@@ -210,8 +203,6 @@ def test_a_folder_placeholder_writes_nothing(orders_stack, client):
     assert st.bigquery.rows == [] and st.deadletters() == {}
 
 
-@pytest.mark.skipif("undecodable_objects" not in core_engine.Counters.__dataclass_fields__,
-                    reason="needs runtimes/core's undecodable-object dead-letter")
 def test_a_poison_object_is_acknowledged_with_one_deadletter_entry(orders_stack, client):
     st = orders_stack
     blob = st.put(DAY + "broken.ndjson.gz", b"this is not gzip")
