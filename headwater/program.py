@@ -25,7 +25,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 __all__ = ["ARTIFACT_STANDIN_ENV", "CHECK_ONLY_ENV", "Graph", "ProgramError", "Res",
            "check_program", "run", "run_program", "stack_config", "standin_artifacts"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # A zip used for every function instead of packaging one (plans, tests): read by
 # components.artifacts.
 ARTIFACT_STANDIN_ENV = "HEADWATER_ARTIFACT_STANDIN"
