@@ -130,10 +130,10 @@ def test_bad_overrides_are_refused_by_name(artifact, monkeypatch, overrides, exp
 
 
 def test_a_cloud_not_built_is_one_clear_error(artifact, monkeypatch):
-    config = {**example_config(), "headwater:cloud": "gcp"}
+    config = {**example_config(), "headwater:cloud": "azure"}
     with pytest.raises(pulumi.RunError) as err:
         run_program(config, artifact, monkeypatch)
-    assert str(err.value).count("\n") == 0 and "'gcp'" in str(err.value)
+    assert str(err.value).count("\n") == 0 and "'azure'" in str(err.value)
 
 
 def test_existing_lookup_table_is_read_not_created(artifact, monkeypatch):
