@@ -25,20 +25,18 @@ The engine, its chain (from the baked manifest, ``HEADWATER_MANIFEST`` or
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from transforms.contract import Context, SimpleMetrics
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
 from ..core.engine import Counters, Engine
+from ..core.env import env_json, function_manifest, required_env
 from ..core.log import log
-from ..core.manifest import MANIFEST_NAME, ManifestError, load_manifest
 from . import clients, events, metrics
 from .deadletter import GcsDeadLetter
 from .ports import FirestoreLookup, SecretStore
@@ -66,44 +64,18 @@ def _reset() -> None:
     clients.reset()
 
 
-def _env_json(name: str) -> dict[str, Any]:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ManifestError(f"environment variable {name} is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ManifestError(f"environment variable {name} must be a JSON object")
-    return value
-
-
-def _required(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise ManifestError(f"environment variable {name} is not set (the component sets it)")
-    return value
-
-
 def _build() -> _Runtime:
-    root = Path(__file__).resolve().parents[2]
-    manifest = load_manifest(os.environ.get("HEADWATER_MANIFEST") or root / MANIFEST_NAME)
-    settings = PipelineSettings.from_manifest(manifest)
+    manifest, settings = function_manifest()
     name = settings.name
-    expected = os.environ.get("HEADWATER_PIPELINE")
-    if expected and expected != name:
-        raise ManifestError(f"HEADWATER_PIPELINE is {expected!r} but the manifest is for "
-                            f"pipeline {name!r}: the artifact belongs to another function")
     project = clients.project()
-    table = ".".join([*( [project] if project else []), _required("HEADWATER_DATASET"),
+    table = ".".join([*( [project] if project else []), required_env("HEADWATER_DATASET"),
                       os.environ.get("HEADWATER_TABLE") or settings.table])
     ctx = Context(pipeline=name, log=logging.getLogger(f"headwater.{name}"))
-    collections = _env_json("HEADWATER_LOOKUP_COLLECTIONS")
+    collections = env_json("HEADWATER_LOOKUP_COLLECTIONS")
     if collections:
         ctx.lookup = FirestoreLookup(
             clients.firestore(os.environ.get("HEADWATER_FIRESTORE_DATABASE")), collections)
-    secret_ids = _env_json("HEADWATER_SECRETS")
+    secret_ids = env_json("HEADWATER_SECRETS")
     if secret_ids:
         ctx.secret = SecretStore(clients.secrets(), secret_ids, project)
     engine = engine_from_manifest(

@@ -18,6 +18,7 @@ from typing import Any
 from transforms.contract import Retryable
 
 from ..core.cache import TtlCache
+from ..core.secrets import CachedSecrets
 
 __all__ = ["BATCH_KEYS", "FirestoreLookup", "SecretStore"]
 
@@ -81,17 +82,16 @@ class FirestoreLookup:
                             f"{type(exc).__name__}: {exc}") from exc
 
 
-class SecretStore:
+class SecretStore(CachedSecrets):
     """``secret(name) -> str`` on Secret Manager; ``ids`` maps logical names to secrets
     (``projects/P/secrets/S``, optionally ``/versions/V``, or a bare secret id in
     ``project``); the latest version unless one is named."""
 
     def __init__(self, client: Any, ids: Mapping[str, str], project: str | None = None, *,
                  ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(ids, ttl_s=ttl_s, clock=clock)
         self.client = client
-        self.ids = dict(ids)
         self.project = project
-        self.cache = TtlCache(max_entries=100, ttl_s=ttl_s, clock=clock)
 
     def version(self, ref: str) -> str:
         if not ref.startswith("projects/"):
@@ -101,15 +101,7 @@ class SecretStore:
             ref = f"projects/{self.project}/secrets/{ref}"
         return ref if "/versions/" in ref else f"{ref}/versions/latest"
 
-    def __call__(self, name: str) -> str:
-        value = self.cache.get(name)
-        if value is not None:
-            return value
-        ref = self.ids.get(name)
-        if ref is None:
-            known = ", ".join(sorted(self.ids)) or "none"
-            raise LookupError(f"secret {name!r} is not configured for this function "
-                              f"(configured: {known}); add it under the pipeline's secrets:")
+    def fetch(self, name: str, ref: str) -> str:
         from google.api_core.exceptions import GoogleAPIError
 
         try:
@@ -117,8 +109,6 @@ class SecretStore:
         except GoogleAPIError as exc:
             raise Retryable(f"reading secret {name!r} ({ref}) failed: {exc}") from exc
         try:
-            value = resp.payload.data.decode("utf-8")
+            return resp.payload.data.decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError(f"secret {name!r} ({ref}) holds binary data, not text") from None
-        self.cache.put(name, value)
-        return value
