@@ -17,7 +17,7 @@ from headwater.spec import REGION_KEYS, SpecError, StackConfig, parse_stack
 __all__ = ["CLOUDS", "deploy", "read_config"]
 
 # cloud -> the components package that deploys it
-CLOUDS: dict[str, str] = {"aws": "components.aws"}
+CLOUDS: dict[str, str] = {"aws": "components.aws", "azure": "components.azure"}
 KEYS = ("cloud", "pipelines", "python", "arch", "region", "alarm_email", "kms_key")
 
 
