@@ -67,7 +67,15 @@ def _code(artifact: Any) -> tuple[pulumi.Archive, str | None]:
 
 
 class Pipeline(pulumi.ComponentResource):
-    """One headwater pipeline on AWS. See README-aws.md for what it creates."""
+    """One headwater pipeline on AWS: S3 -> SQS (+ DLQ) -> Lambda -> Firehose -> S3 Parquet
+    with a Glue table, DynamoDB lookup and idempotency tables, one role, alarms.
+
+    The constructor reads as its parts, each a method: :meth:`_raw_bucket`,
+    :meth:`_queue`, :meth:`_tables`, :meth:`_sink`, :meth:`_role`, :meth:`_function`,
+    :meth:`_alarms`. Bucket and Firehose/Glue helpers are in ``components/aws/storage.py``,
+    IAM documents in ``components/aws/policy.py``, AWS's plan-time rules in
+    ``components/aws/checks.py``; the README's AWS section lists what gets created.
+    """
 
     def __init__(self, name: str, args: PipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -76,27 +84,47 @@ class Pipeline(pulumi.ComponentResource):
         check_pipeline(spec, args.kms_key)
         self.spec = spec
         self._name = name
+        self._args = args
         self._overrides: dict[str, dict[str, Any]] = dict(spec.overrides.get("aws", {}))
-        kms = args.kms_key
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        part = aws.get_partition_output(opts=invoke).partition
-        region = aws.get_region_output(opts=invoke).region
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        ids = {"partition": part, "region": region, "account": account}
+        self._ids = {"partition": aws.get_partition_output(opts=invoke).partition,
+                     "region": aws.get_region_output(opts=invoke).region,
+                     "account": aws.get_caller_identity_output(opts=invoke).account_id}
 
-        # Raw objects: the replay source, kept retention_days.
-        src = spec.source
+        self._raw_bucket()
+        self._queue()
+        self._tables()
+        self._sink()
+        self._role()
+        self._function()
+        self.alarms = self._alarms(args.alarm_topic_arn)
+        self.athena_query = pulumi.Output.all(self.glue_database.name, self.glue_table.name).apply(
+            lambda p: f'SELECT * FROM "{p[0]}"."{p[1]}"'
+            + (" WHERE dt = cast(current_date AS varchar)" if spec.sink.partition != "none" else "")
+            + " LIMIT 10")
+        self.register_outputs({
+            "bucket_name": self.bucket.bucket, "queue_url": self.queue.url,
+            "dlq_url": self.dlq.url, "function_name": self.function.name,
+            "stream_name": self.stream.name, "curated_bucket_name": self.curated_bucket.bucket,
+            "athena_query": self.athena_query,
+        })
+
+    def _raw_bucket(self) -> None:
+        """Raw objects: the replay source, kept ``retention_days`` (or an existing bucket)."""
+        spec, name, src = self.spec, self._name, self.spec.source
         if src.bucket:
             self.bucket = aws.s3.Bucket.get(f"{name}-raw", src.bucket,
                                             opts=pulumi.ResourceOptions(parent=self))
         else:
             self.bucket = storage.secure_bucket(
                 self._make, "bucket", f"{name}-raw", prefix=storage.bucket_prefix(name, "raw"),
-                kms_key=kms, expire=(src.prefix, spec.retention_days))
-        raw_name, raw_arn = self.bucket.bucket, self.bucket.arn
+                kms_key=self._args.kms_key, expire=(src.prefix, spec.retention_days))
 
-        # Queue, with a DLQ so a poison notification is parked, never lost.
-        fn_timeout, visibility = queue_timeouts(spec)
+    def _queue(self) -> None:
+        """The notification queue, with a DLQ so a poison notification is parked, never
+        lost, and the bucket's notification into it."""
+        spec, name, src = self.spec, self._name, self.spec.source
+        _, visibility = queue_timeouts(spec)
         self.dlq = self._make("dlq", aws.sqs.Queue, f"{name}-dlq", {
             "message_retention_seconds": DLQ_RETENTION_S, "sqs_managed_sse_enabled": True})
         self.queue = self._make("queue", aws.sqs.Queue, f"{name}-queue", {
@@ -111,21 +139,25 @@ class Pipeline(pulumi.ComponentResource):
             "queue_url": self.queue.url,
             "policy": policy.document([{
                 **policy.statement(["sqs:SendMessage"], [self.queue.arn], sid="FromRawBucket",
-                                   condition={"ArnEquals": {"aws:SourceArn": raw_arn},
-                                              "StringEquals": {"aws:SourceAccount": account}}),
+                                   condition={"ArnEquals": {"aws:SourceArn": self.bucket.arn},
+                                              "StringEquals": {
+                                                  "aws:SourceAccount": self._ids["account"]}}),
                 "Principal": {"Service": "s3.amazonaws.com"}}]),
         })
         self.notification_queue: dict[str, Any] = {
             "id": spec.name, "queue_arn": self.queue.arn, "events": EVENTS,
             "filter_prefix": src.prefix, **({"filter_suffix": src.suffix} if src.suffix else {})}
         self.notification: aws.s3.BucketNotification | None = None
-        if args.notify:
-            self.notification = self._make("notification", aws.s3.BucketNotification,
-                                           f"{name}-notification",
-                                           {"bucket": raw_name, "queues": [self.notification_queue]},
-                                           depends_on=[self.queue_policy])
+        if self._args.notify:
+            self.notification = self._make(
+                "notification", aws.s3.BucketNotification, f"{name}-notification",
+                {"bucket": self.bucket.bucket, "queues": [self.notification_queue]},
+                depends_on=[self.queue_policy])
 
-        # Enrichment tables and the idempotency record of processed objects.
+    def _tables(self) -> None:
+        """Enrichment tables (created, or existing ones named by ``lookups``) and the
+        idempotency record of processed objects."""
+        spec, name, kms = self.spec, self._name, self._args.kms_key
         table_sse: dict[str, Any] = {"enabled": True, **({"kms_key_arn": kms} if kms else {})}
         self.lookup_tables: dict[str, aws.dynamodb.Table] = {}
         for table, key in lookup_keys(spec).items():
@@ -140,14 +172,17 @@ class Pipeline(pulumi.ComponentResource):
                     "attributes": [{"name": key, "type": "S"}],
                     "server_side_encryption": table_sse,
                     "point_in_time_recovery": {"enabled": True}})
-        self.idempotency_table = self._make("idempotency_table", aws.dynamodb.Table,
-                                            f"{name}-idempotency", {
-            "billing_mode": "PAY_PER_REQUEST", "hash_key": IDEMPOTENCY_KEY,
-            "attributes": [{"name": IDEMPOTENCY_KEY, "type": "S"}],
-            "ttl": {"attribute_name": IDEMPOTENCY_TTL, "enabled": True},
-            "server_side_encryption": table_sse})
+        self.idempotency_table = self._make(
+            "idempotency_table", aws.dynamodb.Table, f"{name}-idempotency", {
+                "billing_mode": "PAY_PER_REQUEST", "hash_key": IDEMPOTENCY_KEY,
+                "attributes": [{"name": IDEMPOTENCY_KEY, "type": "S"}],
+                "ttl": {"attribute_name": IDEMPOTENCY_TTL, "enabled": True},
+                "server_side_encryption": table_sse})
 
-        # Curated bucket, Glue table and Firehose stream (JSON -> Parquet, by day).
+    def _sink(self) -> None:
+        """Curated bucket, Glue table and Firehose stream (JSON -> Parquet, by day), and
+        where dead-letter objects go (``deadletter.bucket``, else the curated bucket)."""
+        spec, name, kms = self.spec, self._name, self._args.kms_key
         if spec.sink.existing:
             self.curated_bucket = aws.s3.Bucket.get(f"{name}-curated", spec.sink.existing,
                                                     opts=pulumi.ResourceOptions(parent=self))
@@ -155,26 +190,29 @@ class Pipeline(pulumi.ComponentResource):
             self.curated_bucket = storage.secure_bucket(
                 self._make, "curated_bucket", f"{name}-curated",
                 prefix=storage.bucket_prefix(name, "curated"), kms_key=kms)
-        database = args.glue_database or storage.glue_name(
+        database = self._args.glue_database or storage.glue_name(
             pulumi.get_project(), pulumi.get_stack(), spec.name)
         sink = storage.sink(self._make, name, table=spec.sink.table,
                             partition=spec.sink.partition, columns=spec.sink.columns,
                             database=database, bucket_name=self.curated_bucket.bucket,
-                            bucket_arn=self.curated_bucket.arn, arns=ids, kms_key=kms)
+                            bucket_arn=self.curated_bucket.arn, arns=self._ids, kms_key=kms)
         self.stream, self.firehose_role = sink.stream, sink.role
         self.glue_database, self.glue_table = sink.database, sink.table
-
-        # Dead-letter objects: deadletter.bucket, else the curated bucket.
         if spec.deadletter.bucket:
-            dl_name: pulumi.Input[str] = spec.deadletter.bucket
-            dl_arn = pulumi.Output.concat("arn:", part, ":s3:::", spec.deadletter.bucket)
+            self._dl_name: pulumi.Input[str] = spec.deadletter.bucket
+            self._dl_arn = pulumi.Output.concat("arn:", self._ids["partition"], ":s3:::",
+                                                spec.deadletter.bucket)
         else:
-            dl_name, dl_arn = self.curated_bucket.bucket, self.curated_bucket.arn
+            self._dl_name, self._dl_arn = self.curated_bucket.bucket, self.curated_bucket.arn
 
-        fn_name = function_name(pulumi.get_stack(), spec.name)
+    def _role(self) -> None:
+        """The function's log group and its role: exactly the actions on exactly the
+        resources it uses."""
+        spec, name, kms = self.spec, self._name, self._args.kms_key
+        part, region, account = (self._ids[k] for k in ("partition", "region", "account"))
+        self._fn_name = function_name(pulumi.get_stack(), spec.name)
         self.log_group = self._make("log_group", aws.cloudwatch.LogGroup, f"{name}-logs", {
-            "name": f"/aws/lambda/{fn_name}", "retention_in_days": LOG_RETENTION_DAYS})
-
+            "name": f"/aws/lambda/{self._fn_name}", "retention_in_days": LOG_RETENTION_DAYS})
         self.role = self._make("role", aws.iam.Role, f"{name}-role", {
             "assume_role_policy": policy.assume_role("lambda.amazonaws.com", account),
             "description": f"headwater pipeline {spec.name} (function)"})
@@ -184,7 +222,8 @@ class Pipeline(pulumi.ComponentResource):
                 "-??????")  # Secrets Manager appends six random characters to a name's ARN
             for logical, ref in spec.secrets.items()}
         statements = [
-            policy.statement(["s3:GetObject"], [pulumi.Output.concat(raw_arn, "/", src.prefix, "*")],
+            policy.statement(["s3:GetObject"],
+                             [pulumi.Output.concat(self.bucket.arn, "/", spec.source.prefix, "*")],
                              sid="ReadRawPrefix"),
             policy.statement(["sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
                               "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
@@ -194,9 +233,10 @@ class Pipeline(pulumi.ComponentResource):
                               "dynamodb:UpdateItem"], [self.idempotency_table.arn],
                              sid="Idempotency"),
             policy.statement(["s3:PutObject"], [pulumi.Output.concat(
-                dl_arn, "/", spec.deadletter.prefix, spec.name, "/*")], sid="WriteDeadLetter"),
+                self._dl_arn, "/", spec.deadletter.prefix, spec.name, "/*")],
+                sid="WriteDeadLetter"),
             # Lambda names its log streams at run time, so the streams of this one log group
-            # are named by the child wildcard (see aws_policy's rule); the group is exact.
+            # are named by the child wildcard (see policy.py's rule); the group is exact.
             policy.statement(["logs:CreateLogStream", "logs:PutLogEvents"],
                              [self.log_group.arn,
                               pulumi.Output.concat(self.log_group.arn, ":log-stream:*")],
@@ -215,32 +255,41 @@ class Pipeline(pulumi.ComponentResource):
         self.role_policy = self._make(None, aws.iam.RolePolicy, f"{name}-role-policy",
                                       {"role": self.role.id, "policy": policy.document(statements)})
 
-        code, code_hash = _code(args.artifact)
-        env = {
+    def environment(self) -> dict[str, pulumi.Input[str]]:
+        """The function's environment: resource names and secret *references*, never
+        secret values."""
+        spec, kms = self.spec, self._args.kms_key
+        tables = {t: tb.name for t, tb in self.lookup_tables.items()}
+        return {
             "HEADWATER_PIPELINE": spec.name,
             "HEADWATER_STREAM": self.stream.name,
-            "HEADWATER_DEADLETTER_BUCKET": dl_name,
+            "HEADWATER_DEADLETTER_BUCKET": self._dl_name,
             "HEADWATER_DEADLETTER_PREFIX": spec.deadletter.prefix,
             "HEADWATER_IDEMPOTENCY_TABLE": self.idempotency_table.name,
-            "HEADWATER_LOOKUP_TABLES": pulumi.Output.all(
-                **{t: tb.name for t, tb in self.lookup_tables.items()}).apply(
-                lambda names: json.dumps(names, sort_keys=True)),
+            # Output.all() of no outputs is a list: an empty mapping is written as such
+            "HEADWATER_LOOKUP_TABLES": pulumi.Output.all(**tables).apply(
+                lambda names: json.dumps(dict(names), sort_keys=True)) if tables else "{}",
             "HEADWATER_LOOKUP_KEYS": json.dumps(lookup_keys(spec), sort_keys=True),
-            # Secret *references* (name or ARN), never values: the function reads them.
             "HEADWATER_SECRETS": json.dumps(dict(spec.secrets), sort_keys=True),
             "HEADWATER_MIN_REMAINING_MS": "10000",
             **({"HEADWATER_DEADLETTER_KMS_KEY": kms} if kms else {}),
         }
+
+    def _function(self) -> None:
+        """The function from the packaged artifact, and its SQS trigger. Back-pressure:
+        the queue absorbs bursts; at most ``max_concurrency`` invocations reach the
+        warehouse. Failed records are reported per message, not per batch."""
+        spec, name, args = self.spec, self._name, self._args
+        fn_timeout, _ = queue_timeouts(spec)
+        code, code_hash = _code(args.artifact)
         self.function = self._make("function", aws.lambda_.Function, f"{name}-function", {
-            "name": fn_name, "role": self.role.arn, "handler": HANDLER,
+            "name": self._fn_name, "role": self.role.arn, "handler": HANDLER,
             "runtime": f"python{args.python}", "architectures": [args.arch],
             "memory_size": spec.limits.memory_mb, "timeout": fn_timeout,
             "code": code, **({"source_code_hash": code_hash} if code_hash else {}),
-            "environment": {"variables": env},
+            "environment": {"variables": self.environment()},
             "logging_config": {"log_format": "JSON", "log_group": self.log_group.name},
         }, depends_on=[self.role_policy, self.log_group])
-        # Back-pressure: the queue absorbs bursts; at most max_concurrency invocations
-        # reach the warehouse. Failed records are reported per message, not per batch.
         self.event_source_mapping = self._make(
             "event_source_mapping", aws.lambda_.EventSourceMapping, f"{name}-trigger", {
                 "event_source_arn": self.queue.arn, "function_name": self.function.arn,
@@ -249,17 +298,6 @@ class Pipeline(pulumi.ComponentResource):
                 "function_response_types": ["ReportBatchItemFailures"],
                 "scaling_config": {"maximum_concurrency": spec.limits.max_concurrency}},
             depends_on=[self.role_policy])
-
-        self.alarms = self._alarms(args.alarm_topic_arn)
-        self.athena_query = pulumi.Output.all(self.glue_database.name, self.glue_table.name).apply(
-            lambda p: f'SELECT * FROM "{p[0]}"."{p[1]}"'
-            + (" WHERE dt = cast(current_date AS varchar)" if spec.sink.partition != "none" else "")
-            + " LIMIT 10")
-        self.register_outputs({
-            "bucket_name": raw_name, "queue_url": self.queue.url, "dlq_url": self.dlq.url,
-            "function_name": self.function.name, "stream_name": self.stream.name,
-            "curated_bucket_name": self.curated_bucket.bucket, "athena_query": self.athena_query,
-        })
 
     def _make(self, key: str | None, cls: type, name: str, args: dict[str, Any],
               **opts: Any) -> Any:

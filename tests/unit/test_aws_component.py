@@ -233,3 +233,37 @@ def test_stack_exports_names_urls_and_an_athena_query(graph):
     assert out["queue_urls"]["signups"].endswith("/signups-queue-abc1234")
     assert out["athena_queries"]["orders"].startswith(
         'SELECT * FROM "headwater_aws_orders"."orders" WHERE dt = ')
+
+
+def _aws_example_stacks():
+    import yaml
+
+    from test_aws_component_mocks import ROOT
+
+    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+        config = yaml.safe_load(path.read_text(encoding="utf-8")).get("config") or {}
+        if config.get("headwater:cloud") == "aws":
+            yield pytest.param(config, id=path.name)
+
+
+@pytest.mark.parametrize("config", list(_aws_example_stacks()))
+def test_every_functions_rendered_environment_is_accepted_by_the_handler(config, tmp_path,
+                                                                          monkeypatch):
+    """The environment each function gets, as the component renders it, parsed by the
+    handler's own reader: a pipeline without lookup tables must not get ``[]``."""
+    from runtimes.aws import handler
+
+    graph = run_program(config, fake_artifact(tmp_path), monkeypatch)
+    functions = graph.of("aws:lambda/function:Function")
+    assert len(functions) == len(config["headwater:pipelines"])
+    for fn in functions:
+        env = fn.inputs["environment"]["variables"]
+        for name in ("HEADWATER_LOOKUP_TABLES", "HEADWATER_LOOKUP_KEYS", "HEADWATER_SECRETS"):
+            monkeypatch.setenv(name, env[name])
+            assert isinstance(handler._env_json(name), dict), (fn.name, name, env[name])
+        monkeypatch.setenv("HEADWATER_LOOKUP_TABLES", env["HEADWATER_LOOKUP_TABLES"])
+        tables = handler._env_json("HEADWATER_LOOKUP_TABLES")
+        pipeline = fn.name.removesuffix("-function")
+        spec = next(p for p in config["headwater:pipelines"] if p["name"] == pipeline)
+        uses = {s.get("with", {}).get("table") for s in spec.get("transforms", [])} - {None}
+        assert set(tables) == uses, fn.name
