@@ -8,6 +8,7 @@ package whose ``deploy_stack(stack)`` builds a stack's components.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import pulumi
@@ -18,6 +19,7 @@ __all__ = ["CLOUDS", "deploy", "read_config"]
 
 # cloud -> the components package that deploys it
 CLOUDS: dict[str, str] = {"aws": "components.aws", "azure": "components.azure"}
+CHECK_ONLY_ENV = "HEADWATER_CHECK_ONLY"  # same name as headwater.program
 KEYS = ("cloud", "pipelines", "python", "arch", "region", "alarm_email", "kms_key")
 
 
@@ -53,4 +55,8 @@ def deploy(config: pulumi.Config) -> list[pulumi.ComponentResource]:
             f"headwater:cloud is {stack.cloud!r}, which headwater cannot deploy yet; "
             f"built clouds: {', '.join(CLOUDS)}."
         )
-    return importlib.import_module(CLOUDS[stack.cloud]).deploy_stack(stack)
+    cloud = importlib.import_module(CLOUDS[stack.cloud])
+    if os.environ.get(CHECK_ONLY_ENV):  # `headwater validate`: the checks, nothing created
+        cloud.check_stack(stack)
+        return []
+    return cloud.deploy_stack(stack)

@@ -48,7 +48,8 @@ def load_stack(stack: str, project_dir: Path):  # -> StackConfig
 
 @app.command()
 def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> None:
-    """Check the stack config and every transform's settings; touches no data."""
+    """Check the stack config, every transform's settings and the cloud's own rules (the
+    checks `pulumi preview` runs first); touches no data and needs no credentials."""
     from transforms.registry import RegistryError, default_registry
 
     config = load_stack(stack, project_dir)
@@ -62,6 +63,8 @@ def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> 
                 problems.append(str(exc))
     if problems:
         raise fail("\n".join(problems))
+    if config.cloud != "local":
+        _check_cloud_rules(stack, project_dir)
     table = Table(title=f"stack {stack} ({config.cloud})")
     for col in ("pipeline", "source", "steps", "sink"):
         table.add_column(col)
@@ -70,6 +73,17 @@ def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> 
                       " -> ".join(s.use for s in p.transforms) or "(none)", p.sink.table)
     console.print(table)
     console.print(f"[green]ok[/]: {len(config.pipelines)} pipeline(s) valid")
+
+
+def _check_cloud_rules(stack: str, project_dir: Path) -> None:
+    """The cloud's plan-time rules, by running the Pulumi program in check-only mode (the
+    CLI never imports the components: it runs the program, as `pulumi` does)."""
+    from headwater.program import ProgramError, check_program
+
+    try:
+        check_program(stack, project_dir)
+    except ProgramError as exc:
+        raise fail(str(exc)) from None
 
 
 @transforms_app.command("list")

@@ -40,6 +40,19 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
+# sink.columns types, the same names in every warehouse (Glue/Athena, BigQuery, ADX, DuckDB)
+COLUMN_TYPES = ("string", "int", "bigint", "double", "boolean", "timestamp", "date")
+_DECIMAL = re.compile(r"^decimal\s*\(\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)$")
+
+
+def column_type_ok(typ: str) -> bool:
+    t = typ.strip().lower()
+    if t in COLUMN_TYPES:
+        return True
+    m = _DECIMAL.match(t)
+    return bool(m) and 1 <= int(m.group(1)) <= 38 and int(m.group(2)) <= int(m.group(1))
+
+
 class SpecError(ValueError):
     """Bad stack config. ``errors`` holds one ``path: message`` line per problem."""
 
@@ -83,6 +96,18 @@ class SinkSpec(_Model):
         description="column -> type (string, int, bigint, double, boolean, timestamp, date, "
         "decimal(p,s)); needed by warehouses with a fixed schema (Glue/Parquet, BigQuery)",
     )
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, typ in v.items():
+            if name.startswith("_headwater"):
+                raise ValueError(f"column {name!r}: names starting with _headwater are "
+                                 "headwater's own (the row id and bookkeeping)")
+            if not column_type_ok(typ):
+                raise ValueError(f"column {name!r}: unknown type {typ!r}; use one of "
+                                 f"{', '.join(COLUMN_TYPES)} or decimal(p,s) with p <= 38")
+        return v
 
     @field_validator("table")
     @classmethod

@@ -58,10 +58,16 @@ def firehose_prefixes(table: str, partition: str) -> tuple[str, str]:
     return f"{table}/{parts}", errors
 
 
+# every row's stable id (bucket, key, version, line, fan-out index), written by the function
+ID_COLUMN = "_headwater_id"
+
+
 def secure_bucket(make: Make, key: str, name: str, *, prefix: str, kms_key: str | None,
                   expire: tuple[str, int] | None = None) -> aws.s3.Bucket:
-    """A private, encrypted, TLS-only bucket; ``expire=(prefix, days)`` adds the raw-copy
-    retention rule. Only the bucket itself takes overrides: the guards are the point."""
+    """A private, encrypted, TLS-only bucket. ``expire=(prefix, days)`` makes it a raw
+    bucket: versioned (the function reads exactly the version a notification names, and an
+    overwritten object stays replayable), with the raw-copy retention rule for current and
+    noncurrent versions. Only the bucket itself takes overrides: the guards are the point."""
     bucket = make(key, aws.s3.Bucket, name, {"bucket_prefix": prefix, "force_destroy": False})
     make(None, aws.s3.BucketPublicAccessBlock, f"{name}-public-access", {
         "bucket": bucket.id, "block_public_acls": True, "block_public_policy": True,
@@ -77,14 +83,17 @@ def secure_bucket(make: Make, key: str, name: str, *, prefix: str, kms_key: str 
          {"bucket": bucket.id, "policy": policy.tls_only(bucket.arn)})
     if expire is not None:
         where, days = expire
+        versioning = make(None, aws.s3.BucketVersioning, f"{name}-versioning", {
+            "bucket": bucket.id, "versioning_configuration": {"status": "Enabled"}})
         make(None, aws.s3.BucketLifecycleConfiguration, f"{name}-retention", {
             "bucket": bucket.id,
             "rules": [
                 {"id": "expire-raw-copies", "status": "Enabled", "filter": {"prefix": where},
-                 "expiration": {"days": days}},
+                 "expiration": {"days": days},
+                 "noncurrent_version_expiration": {"noncurrent_days": days}},
                 {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {"prefix": ""},
                  "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
-            ]})
+            ]}, depends_on=[versioning])
     return bucket
 
 
@@ -141,7 +150,7 @@ def sink(make: Make, name: str, *, table: str, partition: str, columns: Mapping[
         "storage_descriptor": {
             **PARQUET,
             "location": pulumi.Output.concat("s3://", bucket_name, f"/{table}/"),
-            "columns": [{"name": c, "type": t} for c, t in columns.items()],
+            "columns": [{"name": c, "type": t} for c, t in {**columns, ID_COLUMN: "string"}.items()],
         },
     })
 

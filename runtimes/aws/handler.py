@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from transforms.contract import Context, SimpleMetrics
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
-from ..core.engine import Counters, Engine
+from ..core.engine import Checkpoint, Counters, Engine
 from ..core.log import log as _log
 from ..core.manifest import MANIFEST_NAME, ManifestError, load_manifest
 from . import clients, events, metrics
@@ -141,7 +143,7 @@ def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
     started = time.perf_counter()
     rt = _runtime()
     rt.engine.ctx.metrics = SimpleMetrics()  # per-invocation transform metrics
-    rt.stats = {"Objects": 0, "Duplicates": 0, "FailedMessages": 0}
+    rt.stats = {"Objects": 0, "Duplicates": 0, "Superseded": 0, "FailedMessages": 0}
     totals = Counters()
     failed: list[str] = []
     try:
@@ -160,7 +162,8 @@ def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
         rt.stats["FailedMessages"] = len(failed)
         values = {"Received": totals.received, "Written": totals.written,
                   "Dropped": totals.dropped, "DeadLettered": totals.dead_lettered,
-                  "Retries": totals.retries, **rt.stats,
+                  "Retries": totals.retries, "SkippedObjects": totals.skipped_objects,
+                  "UndecodableObjects": totals.undecodable_objects, **rt.stats,
                   "Seconds": round(time.perf_counter() - started, 6)}
         extra = getattr(rt.engine.ctx.metrics, "values", {})
         values.update({k: v for k, v in extra.items() if k not in values})
@@ -207,6 +210,7 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
         return None
     idem = rt.idempotency
     pk = token = None
+    resume = None
     if idem is not None:
         pk = Idempotency.key(ref.bucket, ref.key, ref.etag)
         lease = NO_CONTEXT_LEASE_S if remaining_ms is None else remaining_ms / 1000 + 30
@@ -219,15 +223,30 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
         if state == BUSY:
             raise ObjectBusy(f"s3://{ref.bucket}/{ref.key} is being processed by another "
                              "invocation")
+        resume = Checkpoint.of(idem.resume_from)
+        if resume is not None:
+            _log("INFO", "resuming an object after the records an earlier attempt wrote",
+                 pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key, **resume.as_dict())
+
+    def checkpoint(progress: Checkpoint) -> None:
+        if idem is not None and token is not None:
+            idem.checkpoint(pk, token, progress.as_dict())  # type: ignore[arg-type]
+
     try:
-        request = {"Bucket": ref.bucket, "Key": ref.key}
-        if ref.version_id:
-            request["VersionId"] = ref.version_id
-        body = clients.client("s3").get_object(**request)["Body"]
-        try:
-            counters = rt.engine.process_object(body, ref.key, ref.bucket)
-        finally:
-            body.close()
+        body = _read(ref)
+        if body is None:  # a newer version replaced it; that version's notification comes
+            rt.stats["Superseded"] += 1
+            _log("INFO", "object was overwritten before it was read: this version is gone, "
+                 "the newer one has its own notification", pipeline=rt.pipeline,
+                 bucket=ref.bucket, key=ref.key, etag=ref.etag)
+            counters = Counters()
+        else:
+            try:
+                counters = rt.engine.process_object(
+                    body, ref.key, ref.bucket, ref.version_id or ref.etag or None,
+                    resume=resume, checkpoint=checkpoint if idem is not None else None)
+            finally:
+                body.close()
     except BaseException:
         if idem is not None and token is not None:
             _release(rt, idem, pk, token)  # type: ignore[arg-type]
@@ -242,6 +261,23 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
                  pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key,
                  error_type=type(exc).__name__, error=str(exc))
     return counters
+
+
+def _read(ref: events.ObjectRef) -> Any:
+    """The body of exactly the version the notification names: by version id where the
+    bucket is versioned, else on condition that the ETag still matches. None when that
+    version is gone (overwritten: S3 answers 412 to a stale ``IfMatch``)."""
+    request = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        request["VersionId"] = ref.version_id
+    elif ref.etag:
+        request["IfMatch"] = ref.etag
+    try:
+        return clients.client("s3").get_object(**request)["Body"]
+    except ClientError as exc:
+        if clients.error_code(exc) in ("PreconditionFailed", "412"):
+            return None
+        raise
 
 
 def _release(rt: _Runtime, idem: Idempotency, pk: str, token: str) -> None:

@@ -2,16 +2,23 @@
 
 One DynamoDB item per object version, ``pk = "<bucket>/<key>#<etag>"``:
 
-- before processing, a conditional put claims it (``IN_PROGRESS`` with a lease that ends
-  when the invocation's time does); the put only succeeds if there is no item or the old
-  one has expired, so two invocations never work on one object at the same time;
+- before processing, a conditional update claims it (``IN_PROGRESS`` with a lease that
+  ends when the invocation's time does); it only succeeds if there is no item, the old
+  one has expired, or it is not ``DONE`` and its lease has ended, so two invocations never
+  work on one object at the same time;
+- while processing, after every batch the sink accepted, the item records a
+  ``checkpoint`` (records settled, dead-letter entries persisted); a redelivery that takes
+  the object over reads it and resumes after it, so a failure mid-object writes nothing
+  twice;
 - after processing, the item becomes ``DONE`` with the counts and a long TTL: a
   redelivered message finds it and writes nothing;
-- when processing fails, the handler deletes its claim so the redelivery can take it.
+- when processing fails, the handler ends its lease (``FAILED``) and keeps the
+  checkpoint, so the redelivery can take the object at once and resume.
 
-A claim held by an invocation that died (timeout, out of memory) expires with its lease
-and is then taken over. ``expires_at`` is also the table's TTL attribute, so DynamoDB
-deletes old items by itself.
+A claim held by an invocation that died (timeout, out of memory) is taken over when its
+lease ends (``lease_until``). ``expires_at`` is the table's TTL attribute, so DynamoDB
+deletes old items by itself; a failed claim keeps a long one so its checkpoint survives
+until SQS gives up on the message.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from .clients import error_code
 __all__ = ["BUSY", "DONE", "GO", "Idempotency"]
 
 GO, DONE, BUSY = "go", "done", "busy"
+CHECKPOINT = "checkpoint"
 DONE_TTL_S = 14 * 24 * 3600  # SQS keeps a message at most 14 days
 
 
@@ -48,23 +56,33 @@ class Idempotency:
         return f"{bucket}/{key}#{etag}"
 
     def claim(self, pk: str, lease_s: float) -> tuple[str, str | None]:
-        """``(GO, token)`` when this invocation owns ``pk`` now, else ``(DONE|BUSY, None)``."""
+        """``(GO, token)`` when this invocation owns ``pk`` now, else ``(DONE|BUSY, None)``.
+        After ``GO``, :attr:`resume_from` holds the checkpoint an earlier attempt left
+        (``{"outputs": n, "entries": m}``), or None."""
+        self.resume_from: dict[str, int] | None = None
         for _ in range(3):
             now = int(self.clock())
             token = uuid.uuid4().hex
+            until = now + max(1, int(lease_s))
             try:
-                self.client.put_item(
+                resp = self.client.update_item(
                     TableName=self.table,
-                    Item={
-                        "pk": {"S": pk},
-                        "status": {"S": "IN_PROGRESS"},
-                        "lease": {"S": token},
-                        "started_at": {"N": str(now)},
-                        "expires_at": {"N": str(now + max(1, int(lease_s)))},
-                    },
-                    ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                    ExpressionAttributeValues={":now": {"N": str(now)}},
+                    Key={"pk": {"S": pk}},
+                    UpdateExpression="SET #s = :ip, lease = :token, started_at = :now, "
+                                     "lease_until = :until, expires_at = :exp",
+                    ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR "
+                                        "(#s <> :done AND lease_until < :now)",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":ip": {"S": "IN_PROGRESS"}, ":token": {"S": token},
+                        ":now": {"N": str(now)}, ":until": {"N": str(until)},
+                        ":exp": {"N": str(max(until, now + self.done_ttl_s))},
+                        ":done": {"S": "DONE"}},
+                    ReturnValues="ALL_NEW",
                 )
+                cp = resp.get("Attributes", {}).get(CHECKPOINT, {}).get("M")
+                if cp:
+                    self.resume_from = {k: int(v["N"]) for k, v in cp.items()}
                 return GO, token
             except ClientError as exc:
                 if not _conditional(exc):
@@ -76,6 +94,18 @@ class Idempotency:
             status = item.get("status", {}).get("S")
             return (DONE if status == "DONE" else BUSY), None
         return BUSY, None
+
+    def checkpoint(self, pk: str, token: str, progress: Mapping[str, int]) -> None:
+        """Record how far our claim got (only while it is ours)."""
+        self.client.update_item(
+            TableName=self.table, Key={"pk": {"S": pk}},
+            UpdateExpression="SET #c = :cp",
+            ConditionExpression="lease = :token",
+            ExpressionAttributeNames={"#c": CHECKPOINT},
+            ExpressionAttributeValues={
+                ":token": {"S": token},
+                ":cp": {"M": {k: {"N": str(int(v))} for k, v in progress.items()}}},
+        )
 
     def complete(self, pk: str, token: str, counts: Mapping[str, float]) -> None:
         now = int(self.clock())
@@ -97,13 +127,16 @@ class Idempotency:
         )
 
     def release(self, pk: str, token: str) -> None:
-        """Delete our claim (and only ours) so a redelivery can take the object."""
+        """End our claim (and only ours) so a redelivery can take the object at once,
+        keeping its checkpoint."""
         try:
-            self.client.delete_item(
+            self.client.update_item(
                 TableName=self.table, Key={"pk": {"S": pk}},
-                ConditionExpression="#l = :token",
-                ExpressionAttributeNames={"#l": "lease"},
-                ExpressionAttributeValues={":token": {"S": token}},
+                UpdateExpression="SET #s = :failed, lease_until = :zero REMOVE lease",
+                ConditionExpression="lease = :token",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":token": {"S": token}, ":failed": {"S": "FAILED"},
+                                           ":zero": {"N": "0"}},
             )
         except ClientError as exc:
             if not _conditional(exc):

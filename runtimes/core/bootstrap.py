@@ -92,7 +92,8 @@ def engine_from_manifest(
     ctx: Context | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Engine:
-    """Import the manifest's chain and wire it to the runtime's ports.
+    """Import the manifest's chain and wire it to the runtime's ports. Every record
+    written gets its ``_headwater_id``.
 
     ``sink`` is a sink, or a factory given the :class:`PipelineSettings` (for the batch
     size and table). ``ctx`` carries the runtime's lookup/secret ports.
@@ -110,4 +111,5 @@ def engine_from_manifest(
         fmt=settings.format,
         compression=settings.compression,
         csv_delimiter=settings.csv_delimiter,
+        stamp_ids=True,
     )

@@ -4,7 +4,15 @@ Invariant (tested as a property): for every object processed,
 
     received + fanned_out == written + dropped + dead_lettered
 
-and no record is both written and dead-lettered. What cannot be accounted for this way
+and no record is both written and dead-lettered. Whole objects: a folder placeholder (a
+key ending in ``/`` with no bytes) is skipped (``skipped_objects``); an object that can
+never be decoded (format unknown, not gzip under a gzip name) becomes one dead-letter
+entry for the object (``undecodable_objects``) and is acknowledged.
+
+Every record written carries ``_headwater_id``: a stable id from the object (bucket, key,
+version), the input line and the fan-out index, so a warehouse can de-duplicate rows that
+a redelivery wrote twice. With a :class:`Checkpoint`, a redelivered object resumes after
+the records the sink already accepted. What cannot be accounted for this way
 raises, so the invocation fails and the platform redelivers: a sink that is down after
 every retry, a dead-letter that cannot be written, a transform raising ``Retryable``.
 
@@ -22,9 +30,11 @@ from typing import IO, Any, Protocol
 
 from transforms.contract import Context, Retryable, Source
 
-from .formats import Bad, Chunk, decode
+from .formats import Bad, Chunk, DecodeError, decode, prepend
 
 __all__ = [
+    "ID_FIELD",
+    "Checkpoint",
     "Counters",
     "DeadLetterSink",
     "Engine",
@@ -77,6 +87,36 @@ class RetryPolicy:
         return min(self.cap_s, self.base_s * (2 ** attempt)) * self.rand()
 
 
+ID_FIELD = "_headwater_id"
+
+
+def object_id(bucket: str, key: str, version: str | None) -> str:
+    """A short stable id of one version of one object (the head of every row id)."""
+    import hashlib
+
+    return hashlib.sha256(f"{bucket}\0{key}\0{version or ''}".encode()).hexdigest()[:20]
+
+
+@dataclass
+class Checkpoint:
+    """How far an object got: ``outputs`` records settled at the sink (written or
+    dead-lettered there) and ``entries`` decode/transform dead-letter entries already
+    persisted. Both sequences are deterministic for one object version and chain, so a
+    redelivery skips exactly what was done."""
+
+    outputs: int = 0
+    entries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"outputs": self.outputs, "entries": self.entries}
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any] | None) -> Checkpoint | None:
+        if not doc:
+            return None
+        return cls(int(doc.get("outputs", 0)), int(doc.get("entries", 0)))
+
+
 @dataclass
 class Counters:
     received: int = 0
@@ -86,6 +126,9 @@ class Counters:
     fanned_out: int = 0
     retries: int = 0
     seconds: float = 0.0
+    skipped_objects: int = 0  # folder placeholders
+    undecodable_objects: int = 0  # dead-lettered as a whole
+    resumed_outputs: int = 0  # skipped on resume: the sink had them from an earlier attempt
 
     def add(self, other: Counters) -> None:
         for name in self.__dataclass_fields__:
@@ -122,7 +165,17 @@ class _Object:
 
     bucket: str
     key: str
+    version: str | None = None
     deadletters: list[dict[str, Any]] = field(default_factory=list)
+    id_head: str = ""
+    last_line: int = -1
+    fan_index: int = 0
+    # resume / checkpoint state
+    skip_outputs: int = 0
+    skip_entries: int = 0
+    outputs: int = 0  # outputs settled so far (incl. skipped ones)
+    entries: int = 0  # decode/transform entries produced so far (incl. skipped ones)
+    persisted: int = 0  # entries of ``deadletters`` already written
 
 
 class Engine:
@@ -141,6 +194,7 @@ class Engine:
         compression: str = "auto",
         csv_delimiter: str = ",",
         clock: Callable[[], float] = time.perf_counter,
+        stamp_ids: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.steps = list(steps)
@@ -154,14 +208,36 @@ class Engine:
         self.compression = compression
         self.csv_delimiter = csv_delimiter
         self.clock = clock
+        self.stamp_ids = stamp_ids
 
     # -- entry points ---------------------------------------------------------------
 
-    def process_object(self, stream: IO[bytes], key: str, bucket: str = "") -> Counters:
-        """Decode ``stream`` (the object at ``bucket/key``) and run it through the chain."""
-        chunks = decode(stream, self.fmt, key, self.compression,
-                        csv_delimiter=self.csv_delimiter)
-        return self.process_chunks(chunks, key, bucket)
+    def process_object(self, stream: IO[bytes], key: str, bucket: str = "",
+                       version: str | None = None, *, resume: Checkpoint | None = None,
+                       checkpoint: Callable[[Checkpoint], None] | None = None) -> Counters:
+        """Decode ``stream`` (the object at ``bucket/key``, of ``version``) and run it
+        through the chain.
+
+        ``checkpoint(Checkpoint)`` is called after each batch the sink settled (pending
+        dead-letter entries are persisted first); ``resume`` skips what an earlier attempt
+        settled. Read errors of ``stream`` propagate: the platform redelivers.
+        """
+        if key.endswith("/"):
+            head = stream.read(1)
+            if not head:
+                return Counters(skipped_objects=1)
+            stream = prepend(head, stream)
+        try:
+            chunks = decode(stream, self.fmt, key, self.compression,
+                            csv_delimiter=self.csv_delimiter)
+        except DecodeError as exc:
+            obj = _Object(bucket, key, version)
+            e = self._entry(obj, 0, "object", type(exc).__name__, str(exc))
+            # raises when it cannot write: the platform redelivers, nothing is lost
+            self.deadletter.write(self.pipeline, bucket, key, [e])
+            return Counters(undecodable_objects=1)
+        return self.process_chunks(chunks, key, bucket, version, resume=resume,
+                                   checkpoint=checkpoint)
 
     def process_records(self, records: Iterable[Mapping[str, Any]], key: str = "",
                         bucket: str = "") -> Counters:
@@ -172,10 +248,14 @@ class Engine:
             chunk.lines.append(n)
         return self.process_chunks([chunk], key, bucket)
 
-    def process_chunks(self, chunks: Iterable[Chunk], key: str, bucket: str = "") -> Counters:
+    def process_chunks(self, chunks: Iterable[Chunk], key: str, bucket: str = "",
+                       version: str | None = None, *, resume: Checkpoint | None = None,
+                       checkpoint: Callable[[Checkpoint], None] | None = None) -> Counters:
         started = self.clock()
         c = Counters()
-        obj = _Object(bucket, key)
+        obj = _Object(bucket, key, version, id_head=object_id(bucket, key, version))
+        if resume is not None:
+            obj.skip_outputs, obj.skip_entries = resume.outputs, resume.entries
         self.ctx.source = Source(bucket, key, 0)
         pending: list[dict[str, Any]] = []
         pending_lines: list[int] = []
@@ -191,16 +271,48 @@ class Engine:
             pending.extend(out)
             pending_lines.extend(lines)
             while len(pending) >= max_batch:
-                self._flush(pending[:max_batch], pending_lines[:max_batch], obj, c)
+                self._settle(pending[:max_batch], pending_lines[:max_batch], obj, c,
+                             checkpoint)
                 del pending[:max_batch]
                 del pending_lines[:max_batch]
         if pending:
-            self._flush(pending, pending_lines, obj, c)
-        if obj.deadletters:
-            # raises when it cannot write: the platform redelivers, nothing is lost
-            self.deadletter.write(self.pipeline, bucket, key, obj.deadletters)
+            self._settle(pending, pending_lines, obj, c, None)
+        self._persist(obj)
+        if checkpoint is not None:  # all settled: a redelivery before "done" writes nothing
+            checkpoint(Checkpoint(obj.outputs, obj.entries))
         c.seconds = self.clock() - started
         return c
+
+    def _persist(self, obj: _Object) -> None:
+        """Write the dead-letter entries not written yet (raises when it cannot: the
+        platform redelivers, nothing is lost)."""
+        todo = obj.deadletters[obj.persisted:]
+        if todo:
+            self.deadletter.write(self.pipeline, obj.bucket, obj.key, todo)
+            obj.persisted = len(obj.deadletters)
+
+    def _settle(self, batch: list[dict], lines: list[int], obj: _Object, c: Counters,
+                checkpoint: Callable[[Checkpoint], None] | None) -> None:
+        """Stamp ids, skip what a resumed object already settled, flush the rest, then
+        checkpoint."""
+        if self.stamp_ids:
+            head = obj.id_head
+            for rec, line in zip(batch, lines, strict=True):
+                if line == obj.last_line:
+                    obj.fan_index += 1
+                else:
+                    obj.last_line, obj.fan_index = line, 0
+                rec[ID_FIELD] = f"{head}-{line}-{obj.fan_index}"
+        skip = min(len(batch), max(0, obj.skip_outputs - obj.outputs))
+        obj.outputs += len(batch)
+        if skip:
+            c.resumed_outputs += skip
+            batch, lines = batch[skip:], lines[skip:]
+        if batch:
+            self._flush(batch, lines, obj, c)
+        if checkpoint is not None:
+            self._persist(obj)
+            checkpoint(Checkpoint(obj.outputs, obj.entries))
 
     # -- chain ----------------------------------------------------------------------
 
@@ -390,7 +502,8 @@ class Engine:
     def _entry(self, obj: _Object, line: int, step: str, error_type: str, message: str) -> dict:
         return {
             "pipeline": self.pipeline,
-            "source": {"bucket": obj.bucket, "key": obj.key},
+            "source": {"bucket": obj.bucket, "key": obj.key,
+                       **({"version": obj.version} if obj.version else {})},
             "line": line,
             "step": step,
             "error_type": error_type,
@@ -398,13 +511,19 @@ class Engine:
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
+    def _keep(self, obj: _Object, e: dict[str, Any]) -> None:
+        """Keep a decode/transform entry unless a resumed attempt already persisted it."""
+        obj.entries += 1
+        if obj.entries > obj.skip_entries:
+            obj.deadletters.append(e)
+
     def _dead(self, obj: _Object, step: Step, rec: dict, line: int, raw: bytes | None,
               exc: BaseException) -> None:
         e = self._entry(obj, line, f"{step.index}:{step.name}", type(exc).__name__, str(exc))
         e["record"] = rec
         if raw is not None:
             e["raw"] = _text(raw)
-        obj.deadletters.append(e)
+        self._keep(obj, e)
 
     def _dead_bad(self, obj: _Object, bad: Bad) -> None:
         e = self._entry(obj, bad.line, "decode", bad.error_type, bad.message)
@@ -416,7 +535,7 @@ class Engine:
             import base64
 
             e["raw_b64"] = base64.b64encode(bad.raw).decode("ascii")
-        obj.deadletters.append(e)
+        self._keep(obj, e)
 
     def _dead_sink(self, obj: _Object, rec: dict, line: int, f: Failure, attempts: int) -> None:
         e = self._entry(obj, line, "sink", f.error_type, f.message)

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["Bad", "Chunk", "DecodeError", "decode", "open_stream"]
+__all__ = ["Bad", "Chunk", "DecodeError", "decode", "open_stream", "prepend"]
 
 READ_SIZE = 1 << 20  # 1 MiB reads
 CHUNK_RECORDS = 1000
@@ -33,7 +33,9 @@ BOM = codecs.BOM_UTF8
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-_DAMAGE = (EOFError, zlib.error, OSError)
+# Damage in the data itself. A read error of the underlying stream (connection reset,
+# timeout) is not damage: it propagates, so the platform redelivers the object.
+_DAMAGE = (EOFError, zlib.error)
 
 
 class DecodeError(ValueError):
@@ -87,6 +89,11 @@ class _Prefixed(io.RawIOBase):
         n = len(data)
         view[:n] = data
         return n
+
+
+def prepend(head: bytes, stream: IO[bytes]) -> IO[bytes]:
+    """``stream`` with ``head`` (bytes already read from it) served first."""
+    return io.BufferedReader(_Prefixed(head, stream), READ_SIZE)  # type: ignore[return-value]
 
 
 def open_stream(stream: IO[bytes], key: str = "", compression: str = "auto") -> IO[bytes]:

@@ -36,6 +36,7 @@ from ..core.engine import Failure
 __all__ = ["DuckDBSink", "SinkSchemaError", "quote", "sql_type"]
 
 META = ("_headwater_pipeline", "_headwater_object")
+ID_COLUMN = "_headwater_id"  # written by the engine on every record
 _DECIMAL = re.compile(r"^decimal\s*\(\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)$")
 _TYPES = {"string": "VARCHAR", "int": "BIGINT", "bigint": "BIGINT", "double": "DOUBLE",
           "boolean": "BOOLEAN", "timestamp": "TIMESTAMP", "date": "DATE"}
@@ -113,6 +114,8 @@ class DuckDBSink:
         for c in self.declared:
             if c in META:
                 raise SinkSchemaError(f"sink column {c!r} is reserved for headwater's bookkeeping")
+        if self.declared:  # every row's stable id, as in every cloud warehouse
+            self.declared.setdefault(ID_COLUMN, "VARCHAR")
         self.timestamps_utc = self._utc_session()
 
     # -- schema -----------------------------------------------------------------------

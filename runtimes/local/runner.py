@@ -273,7 +273,8 @@ class LocalRunner:
             table.object_key = o.key
             with o.path.open("rb") as f:
                 reader = _HashingReader(f, self.progress)
-                c = engine.process_object(reader, o.key, str(self.root))  # type: ignore[arg-type]
+                c = engine.process_object(reader, o.key, str(self.root),  # type: ignore[arg-type]
+                                          o.sha256)
                 if reader.drain() != o.sha256:
                     raise RuntimeError(f"object {o.key!r} changed while it was being read")
             ledger.record(pipeline, o.key, o.sha256, o.size, c)

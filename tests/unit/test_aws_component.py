@@ -21,6 +21,7 @@ PER_PIPELINE = {
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 2,
     "aws:s3/bucketPolicy:BucketPolicy": 2,
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 1,
+    "aws:s3/bucketVersioning:BucketVersioning": 1,  # raw: objects are read by version
     "aws:s3/bucketNotification:BucketNotification": 1,
     "aws:sqs/queue:Queue": 2,
     "aws:sqs/queuePolicy:QueuePolicy": 1,
@@ -237,7 +238,6 @@ def test_stack_exports_names_urls_and_an_athena_query(graph):
 
 def _aws_example_stacks():
     import yaml
-
     from test_aws_component_mocks import ROOT
 
     for path in sorted(ROOT.glob("Pulumi.*.yaml")):
@@ -267,3 +267,20 @@ def test_every_functions_rendered_environment_is_accepted_by_the_handler(config,
         spec = next(p for p in config["headwater:pipelines"] if p["name"] == pipeline)
         uses = {s.get("with", {}).get("table") for s in spec.get("transforms", [])} - {None}
         assert set(tables) == uses, fn.name
+
+
+def test_raw_bucket_is_versioned_and_old_versions_expire_with_the_raw_copies(graph):
+    versioning = graph.one("aws:s3/bucketVersioning:BucketVersioning", "orders-raw-versioning")
+    assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+    retention = graph.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                          "orders-raw-retention")
+    rule = retention.inputs["rules"][0]
+    assert rule["expiration"] == {"days": 30}
+    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+
+
+def test_glue_table_has_the_row_id_column_for_de_duplication(graph):
+    table = graph.one("aws:glue/catalogTable:CatalogTable", "orders-glue-table")
+    columns = {c["name"]: c["type"] for c in table.inputs["storageDescriptor"]["columns"]}
+    assert columns["_headwater_id"] == "string"
+    assert columns["value_cents"] == "bigint"

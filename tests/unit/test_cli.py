@@ -249,3 +249,36 @@ def test_run_with_the_progress_bar_and_a_locked_warehouse(bucket, tmp_path):
         holder.stdin.close()
         holder.wait(timeout=30)
     assert locked.exit_code == 1 and "error: IOException" in locked.output
+
+
+def _aws_project(folder: Path, **changes) -> Path:
+    """The example AWS stack (without the plugin step) beside a copy of the real program;
+    ``changes`` ({pipeline: {field: value}}) applied."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "__main__.py", folder / "__main__.py")
+    shutil.copy(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
+    doc = yaml.safe_load((ROOT / "Pulumi.aws.yaml").read_text())
+    for p in doc["config"]["headwater:pipelines"]:
+        p["transforms"] = [s for s in p["transforms"] if s["use"] != "country_name"]
+        for key, value in changes.get(p["name"], {}).items():
+            p[key] = value
+    (folder / "Pulumi.t.yaml").write_text(yaml.safe_dump(doc))
+    return folder
+
+
+def test_validate_runs_the_clouds_own_rules_like_a_preview(tmp_path):
+    ok = invoke("validate", "--stack", "t", "--project-dir", str(_aws_project(tmp_path / "ok")))
+    assert ok.exit_code == 0, ok.output
+    no_columns = _aws_project(tmp_path / "bad", signups={"sink": {"table": "signups"}})
+    result = invoke("validate", "--stack", "t", "--project-dir", str(no_columns))
+    assert result.exit_code == 1
+    assert "pipeline 'signups': sink.columns is empty" in result.output
+    assert "Firehose converts records to Parquet" in result.output
+
+
+def test_validate_refuses_an_unknown_column_type_naming_the_column(tmp_path):
+    bad = _aws_project(tmp_path, signups={"sink": {"table": "signups",
+                                                   "columns": {"email": "strng"}}})
+    result = invoke("validate", "--stack", "t", "--project-dir", str(bad))
+    assert result.exit_code == 1
+    assert "sink.columns: column 'email': unknown type 'strng'" in result.output

@@ -382,4 +382,6 @@ def test_counters_add_and_as_dict():
     d = a.as_dict()
     assert (d["received"], d["written"]) == (3, 3)
     assert Counter(k for k in d) == Counter(["received", "written", "dropped", "dead_lettered",
-                                             "fanned_out", "retries", "seconds"])
+                                             "fanned_out", "retries", "seconds",
+                                             "skipped_objects", "undecodable_objects",
+                                             "resumed_outputs"])

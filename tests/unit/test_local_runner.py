@@ -339,3 +339,37 @@ def test_env_secret_names_and_errors():
 def test_counters_shape_is_what_the_summary_reads():
     assert set(Counters().as_dict()) >= {"received", "written", "dropped", "dead_lettered",
                                          "retries", "seconds"}
+
+
+def test_spark_marker_and_folder_placeholder_do_not_fail_every_run(root, warehouse):
+    """A ``_SUCCESS`` marker under a ``format: auto`` prefix is one dead-letter entry and
+    enters the ledger like any object; an empty folder object is skipped. A second run
+    has nothing to do and succeeds."""
+    (root / "raw" / "orders" / "_SUCCESS").write_bytes(b"")
+    (root / "raw" / "orders" / "2024" / "05").mkdir(parents=True)  # an empty folder: no object
+    first = runner(root, warehouse, pipelines=["orders"]).run()
+    assert first.ok, first.errors
+    orders = next(p for p in first.pipelines if p.name == "orders")
+    assert orders.counters.undecodable_objects == 1
+    entries = [json.loads(line) for f in (root / "deadletter" / "orders").rglob("*.ndjson")
+               for line in f.read_text().splitlines()]
+    marker = [e for e in entries if e["source"]["key"] == "raw/orders/_SUCCESS"]
+    assert [(e["step"], e["line"]) for e in marker] == [("object", 0)]
+    second = runner(root, warehouse, pipelines=["orders"]).run()
+    assert second.ok and all(p.objects == 0 for p in second.pipelines)
+
+
+def test_every_row_carries_a_stable_row_id(root, warehouse):
+    runner(root, warehouse).run()
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    ids = [r[0] for r in con.sql("select _headwater_id from orders").fetchall()]
+    con.close()
+    assert ids and len(ids) == len(set(ids))
+    again = warehouse.with_name("again.duckdb")
+    shutil.rmtree(root / "deadletter", ignore_errors=True)
+    runner(root, again).run()
+    con = duckdb.connect(str(again), read_only=True)
+    assert sorted(r[0] for r in con.sql("select _headwater_id from orders").fetchall()) == sorted(ids)
+    con.close()

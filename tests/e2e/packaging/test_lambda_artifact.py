@@ -224,6 +224,61 @@ def test_handler_from_unpacked_artifact_runs_one_record_with_a_clean_sys_path(
     expected_email = make(**step.with_)({"email": "ann@example.org"},
                                         Context(secret=lambda name: "k3y-for-tests"))["email"]
     assert expected_email != "ann@example.org"
+    assert delivered[0].pop("_headwater_id").endswith("-2-0")  # data line 2, no fan-out
     assert delivered == [{"email": expected_email, "country": "de", "plan": "pro",
                           "country_name": "Germany"}]
     assert s3.list_objects_v2(Bucket="deadletter").get("KeyCount", 0) == 0
+
+
+PLUGIN_API_PROBE = r"""
+import json, sys
+artifact = sys.argv[1]
+sys.path[:0] = [artifact]
+from runtimes.core.manifest import load_manifest, load_steps
+from transforms.contract import Context, Retryable
+(step,) = load_steps(load_manifest(artifact + "/headwater_manifest.json"))
+ctx = Context(pipeline="events")
+out = {"ok": step.fn({"status": "ok"}, ctx)}
+try:
+    step.fn({"status": "later"}, ctx)
+except Retryable as exc:
+    out["retryable"] = str(exc)
+import headwater
+out["headwater"] = headwater.__file__
+out["tool_modules"] = sorted(m for m in sys.modules if m.startswith("headwater."))
+print("@@" + json.dumps(out))
+"""
+
+
+def test_plugin_using_the_plugin_api_runs_from_the_built_artifact(pip_install, monkeypatch,
+                                                                  tmp_path):
+    """``from headwater import SettingsError, Retryable`` in a plugin works inside a
+    deployed artifact: the artifact ships headwater's import-light ``__init__`` (and none
+    of the tool), and the plugin's Retryable is the engine's."""
+    from headwater.spec import parse_stack
+    from transforms.registry import default_registry
+
+    site = pip_install(ROOT / "tests" / "plugins" / "headwater-apiplugin")
+    monkeypatch.syspath_prepend(str(site))
+    default_registry.cache_clear()
+    try:
+        stack = parse_stack({"cloud": "aws", "python": HERE_PY, "arch": HERE_ARCH, "pipelines": [{
+            "name": "events", "source": {"prefix": "raw/events/"},
+            "transforms": [{"use": "tp_strict", "with": {"allowed": ["ok"]}}],
+            "sink": {"table": "events", "columns": {"status": "string"}}}]})
+        art = build_pipeline_artifact(stack, stack.pipelines[0], tmp_path / "dist",
+                                      wheelhouse=tmp_path / "wheels", offline=True)
+    finally:
+        default_registry.cache_clear()
+    fn = tmp_path / "function"
+    with zipfile.ZipFile(art.path) as zf:
+        zf.extractall(fn)
+        assert "headwater_apiplugin/__init__.py" in zf.namelist()
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", PLUGIN_API_PROBE, str(fn)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.split("@@", 1)[1])
+    assert out["ok"] == {"status": "ok"}
+    assert out["retryable"] == "the upstream system asked to try again"
+    assert out["headwater"] == str(fn / "headwater" / "__init__.py")
+    assert out["tool_modules"] == []
