@@ -27,7 +27,6 @@ headwater_manifest.json``).
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -60,7 +59,6 @@ class _Runtime:
     account_url: str
     deadletter: BlobDeadLetter
     markers: DoneMarkers
-    versioned: bool  # the engine takes the blob version (stable record ids)
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -122,8 +120,7 @@ def _build() -> _Runtime:
         pipeline=name, engine=engine, settings=settings,
         raw_container=os.environ.get("HEADWATER_RAW_CONTAINER", "raw"),
         account_url=blob.url.rstrip("/"), deadletter=deadletter,
-        markers=DoneMarkers(container, prefix),
-        versioned="version" in inspect.signature(engine.process_object).parameters)
+        markers=DoneMarkers(container, prefix))
 
 
 def _runtime() -> _Runtime:
@@ -189,7 +186,8 @@ def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 
         rt.stats["Parked"] = len(parked)
         values = {"Received": totals.received, "Written": totals.written,
                   "Dropped": totals.dropped, "DeadLettered": totals.dead_lettered,
-                  "Retries": totals.retries, **rt.stats,
+                  "Retries": totals.retries, "SkippedObjects": totals.skipped_objects,
+                  "UndecodableObjects": totals.undecodable_objects, **rt.stats,
                   "Seconds": round(time.perf_counter() - started, 6)}
         extra = getattr(rt.engine.ctx.metrics, "values", {})
         values.update({k: v for k, v in extra.items() if k not in values})
@@ -251,11 +249,7 @@ def _object(rt: _Runtime, ref: events.BlobRef) -> Counters | None:
         log("INFO", "blob overwritten since this event: its newer version has its own event",
             pipeline=rt.pipeline, blob=ref.name, etag=ref.etag)
         return None
-    if rt.versioned:
-        counters = rt.engine.process_object(stream, ref.name, ref.container,  # type: ignore[call-arg]
-                                            version=ref.etag or None)
-    else:
-        counters = rt.engine.process_object(stream, ref.name, ref.container)
+    counters = rt.engine.process_object(stream, ref.name, ref.container, ref.etag or None)
     rt.stats["Objects"] += 1
     if ref.etag:
         try:

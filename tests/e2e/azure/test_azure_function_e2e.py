@@ -15,7 +15,6 @@ emulator that runs here.
 from __future__ import annotations
 
 import gzip
-import inspect
 from typing import Any
 
 import orjson
@@ -25,13 +24,10 @@ from azure.eventhub.exceptions import EventHubError
 from azure_harness import EVENTS, FunctionContext, hub_events
 
 from runtimes.azure import function_app, handler
-from runtimes.core.engine import Engine
 
 pytestmark = pytest.mark.e2e
 # what the worker does once when it loads function_app.py (indexing may run only once)
 (FUNCTION,) = function_app.app.get_functions()
-# the engine that takes the object version also skips zero-byte "folder/" placeholders
-ENGINE_SKIPS_PLACEHOLDERS = "version" in inspect.signature(Engine.process_object).parameters
 
 DAY = "raw/orders/2024/05/01/"
 GOOD = "\n".join([
@@ -115,7 +111,7 @@ def test_blob_created_in_both_schemas_sends_transformed_enriched_events_and_dead
     assert len(dead) == 1
     ((name, entries),) = dead.items()
     assert name.startswith("deadletter/orders/dt=") and name.endswith(".ndjson")
-    source = {"bucket": "raw", "key": DAY + "bad.ndjson"}
+    source = {"bucket": "raw", "key": DAY + "bad.ndjson", "version": bad["etag"]}
     assert [(e["pipeline"], e["source"], e["line"], e["step"], e["error_type"])
             for e in entries] == [
         ("orders", source, 2, "decode", "JSONDecodeError"),
@@ -131,14 +127,21 @@ def test_blob_created_in_both_schemas_sends_transformed_enriched_events_and_dead
     assert st.parked() == {}
 
 
-def test_records_carry_a_stable_headwater_id_when_the_engine_gives_one(orders_stack):
+def test_records_carry_a_stable_headwater_id_from_container_blob_and_etag(orders_stack):
     st = orders_stack
     good = st.put(DAY + "good.ndjson", GOOD)
     _invoke([st.notification(good)])
-    ids = [e.get("_headwater_id") for e in st.hub.events]
-    if ids[0] is None:
-        pytest.skip("the engine on this branch does not write _headwater_id yet")
+    ids = [e["_headwater_id"] for e in st.hub.events]
     assert len(set(ids)) == 3 and all(isinstance(i, str) and i for i in ids)
+    # the same version processed again (its marker gone) gets the same ids
+    marker = handler._state[0].markers.name("orders", "raw", DAY + "good.ndjson", good["etag"])
+    st.blob.get_blob_client(st.deadletter, marker).delete_blob()
+    _invoke([st.notification(good)])
+    assert [e["_headwater_id"] for e in st.hub.events[3:]] == ids
+    # a new version of the blob gets new ids
+    newer = st.put(DAY + "good.ndjson", GOOD)
+    _invoke([st.notification(newer)])
+    assert not set(e["_headwater_id"] for e in st.hub.events[6:]) & set(ids)
 
 
 def test_lookups_are_batched_per_object_and_cached_per_worker(orders_stack):
@@ -285,23 +288,22 @@ def test_subscription_validation_event_is_acknowledged_without_work(orders_stack
     assert _metrics(capsys.readouterr().out)["Ignored"] == 1
 
 
-@pytest.mark.skipif(not ENGINE_SKIPS_PLACEHOLDERS,
-                    reason="the engine on this branch does not skip folder placeholders yet")
-def test_folder_placeholder_sends_nothing_and_parks_nothing(orders_stack):
+def test_folder_placeholder_sends_nothing_and_parks_nothing(orders_stack, capsys):
     st = orders_stack
     folder = st.put(DAY + "subfolder/", b"")
     _invoke([st.notification(folder)])
     assert st.hub.events == [] and st.parked() == {} and st.deadletters() == {}
+    assert _metrics(capsys.readouterr().out)["SkippedObjects"] == 1
 
 
-def test_poison_blob_never_raises_on_its_last_attempt(orders_stack):
+def test_poison_blob_is_dead_lettered_once_and_acknowledged_on_the_first_attempt(orders_stack):
     st = orders_stack
-    poison = st.put(DAY + "poison.ndjson.gz", b"\x1f\x8b\x08\x00not really gzip")
+    poison = st.put(DAY + "picture.png", b"\x89PNG\r\n\x1a\n not records")
     good = st.put(DAY + "good.ndjson", GOOD)
-    _invoke([st.notification(poison), st.notification(good)], retry_count=5, max_retry_count=5)
-    assert len(st.hub.events) == 3
-    # the engine dead-letters an undecodable object itself, or the handler parks it
-    assert st.deadletters() or st.parked()
+    _invoke([st.notification(poison), st.notification(good)])  # retries left: still no raise
+    assert len(st.hub.events) == 3 and st.parked() == {}
+    ((_, entries),) = st.deadletters().items()
+    assert [(e["step"], e["source"]["key"]) for e in entries] == [("object", DAY + "picture.png")]
 
 
 def test_blobs_outside_the_raw_container_or_source_prefix_are_ignored(orders_stack):
