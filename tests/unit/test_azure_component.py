@@ -314,7 +314,7 @@ def test_dead_letters_in_the_raw_container_outside_the_source_prefix_are_allowed
 @pytest.mark.parametrize("change, expected", [
     ({"overrides": {"azure": {"function": {"site_confg": {}}}}}, "Did you mean site_config"),
     ({"overrides": {"azure": {"funtion": {}}}}, "Did you mean function"),
-    ({"sink": {"table": "orders", "columns": {"a": "geography"}}}, "Data Explorer cannot map"),
+    ({"sink": {"table": "orders", "columns": {"a": "geography"}}}, "unknown type 'geography'"),
     ({"sink": {"table": "orders", "columns": {"a": "string"}, "existing": "adx"}},
      "Data Explorer cluster resource id"),
     ({"secrets": {"k": "my-secret"}}, "Key Vault secret resource id"),
