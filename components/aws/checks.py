@@ -20,6 +20,8 @@ __all__ = ["CHILDREN", "RULES", "AwsRules", "check_pipeline", "check_stack", "fu
 CHILDREN: dict[str, type] = {
     "bucket": aws.s3.BucketArgs,
     "notification": aws.s3.BucketNotificationArgs,
+    "rule": aws.cloudwatch.EventRuleArgs,
+    "rule_target": aws.cloudwatch.EventTargetArgs,
     "queue": aws.sqs.QueueArgs,
     "dlq": aws.sqs.QueueArgs,
     "function": aws.lambda_.FunctionArgs,
@@ -93,6 +95,13 @@ class AwsRules:
     def check_pipeline(self, spec: PipelineSpec, stack: StackConfig | None = None) -> None:
         where = f"pipeline {spec.name!r}"
         validate_overrides(where, spec.overrides.get("aws", {}), CHILDREN)
+        for what, text in (("source.prefix", spec.source.prefix),
+                           ("deadletter.prefix", spec.deadletter.prefix)):
+            if "*" in text or "?" in text:
+                raise PlanError(
+                    f"{where}: {what} {text!r} contains '*' or '?', which IAM policies read "
+                    "as wildcards, so the function's read (or write) permission could not be "
+                    "limited to that prefix. Use a prefix without them.")
         timeout, visibility = queue_timeouts(spec)
         vis = _override(spec, "queue", "visibility_timeout_seconds")
         if isinstance(vis, int) and vis < VISIBILITY_FACTOR * timeout:

@@ -284,3 +284,15 @@ def test_glue_table_has_the_row_id_column_for_de_duplication(graph):
     columns = {c["name"]: c["type"] for c in table.inputs["storageDescriptor"]["columns"]}
     assert columns["_headwater_id"] == "string"
     assert columns["value_cents"] == "bigint"
+
+
+def test_firehose_trust_uses_the_documented_external_id_condition(graph):
+    """Firehose assumes its role with the account id as sts:ExternalId (the Firehose
+    developer guide's trust policy); the function's role pins aws:SourceAccount."""
+    firehose = json.loads(graph.one("aws:iam/role:Role", "orders-firehose-role")
+                          .inputs["assumeRolePolicy"])["Statement"][0]
+    assert firehose["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert firehose["Condition"] == {"StringEquals": {"sts:ExternalId": "123456789012"}}
+    function = json.loads(graph.one("aws:iam/role:Role", "orders-role")
+                          .inputs["assumeRolePolicy"])["Statement"][0]
+    assert function["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
