@@ -64,7 +64,9 @@ def figure_artifact(cfg: Config) -> Figure:
             fig.rows.append([cloud, "-", "not measured: this cloud is not built in headwater yet",
                              "-", "-", "-", "-"])
             continue
-        attempts = [("deploy target", None, None), ("this machine", HERE_PY, HERE_ARCH)]
+        # Azure Functions on Linux runs x86_64 only
+        target_arch = "x86_64" if cloud == "azure" else None
+        attempts = [("deploy target", None, target_arch), ("this machine", HERE_PY, HERE_ARCH)]
         for label, py, arch in attempts:
             stack = _stack(cloud, py, arch)
             spec = stack.pipelines[0]

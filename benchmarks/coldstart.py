@@ -193,13 +193,20 @@ def figure_coldstart(cfg: Config) -> Figure:
         for cache in list(without.rglob("__pycache__")):
             shutil.rmtree(cache)
         measured += [with_pyc, without]
-        module = {"aws": "runtimes.aws.handler"}[cloud]
+        module = {"aws": "runtimes.aws.handler", "azure": "runtimes.azure.function_app"}[cloud]
         pycs = "shipped .pyc" if art.bytecode else "no .pyc: the build found no interpreter"
+
+        def path(folder: Path, cloud: str = cloud) -> list[Path]:
+            # Lambda provides boto3; the Functions worker puts the app's site-packages on
+            # sys.path (the azure SDKs ship in the artifact)
+            return [folder, boto] if cloud == "aws" else [
+                folder, folder / ".python_packages" / "lib" / "site-packages"]
+
         contenders += [
-            (f"headwater {cloud} ({module}), artifact as built ({pycs})", [with_pyc, boto],
+            (f"headwater {cloud} ({module}), artifact as built ({pycs})", path(with_pyc),
              module),
             (f"headwater {cloud}, same artifact without __pycache__ (a build with no "
-             f"python{HERE_PY} at hand)", [without, boto], module)]
+             f"python{HERE_PY} at hand)", path(without), module)]
     contenders.append(("Powertools handler (Logger + BatchProcessor)",
                        [work / "powertools_handler", pt, boto], "powertools_handler"))
 

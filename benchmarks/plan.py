@@ -27,7 +27,7 @@ from ._common import ROOT, Config, Figure, Target
 from .artifacts import PIPELINE
 
 
-def _stack(n: int):
+def _stack(n: int, cloud: str = "aws"):
     from headwater.spec import parse_stack
 
     pipelines = []
@@ -37,24 +37,30 @@ def _stack(n: int):
         p["source"]["prefix"] = f"raw/orders{i:02d}/"
         p["sink"]["table"] = f"orders{i:02d}"
         pipelines.append(p)
-    return parse_stack({"cloud": "aws", "region": "eu-west-1", "pipelines": pipelines})
+    region = {"aws": "eu-west-1", "gcp": "europe-west1", "azure": "westeurope"}[cloud]
+    return parse_stack({"cloud": cloud, "region": region, "pipelines": pipelines,
+                        **({"arch": "x86_64"} if cloud == "azure" else {})})
 
 
-def plan_once(n: int, artifact: Path, collect: bool = True) -> tuple[float, int]:
-    """Evaluate the program for ``n`` pipelines; (wall seconds, resources registered).
+def plan_once(n: int, artifact: Path, collect: bool = True,
+              cloud: str = "aws") -> tuple[float, int]:
+    """Evaluate the program for ``n`` pipelines on ``cloud``; (wall seconds, resources
+    registered).
 
     ``collect=False`` turns the cyclic garbage collector off while the program runs.
     """
+    import importlib
+
     import pulumi
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from components.aws import deploy_stack
+        deploy_stack = importlib.import_module(f"components.{cloud}").deploy_stack
+        mocks_module = importlib.import_module(f"components.{cloud}.mocks")
 
-    stack = _stack(n)
-    from components.aws.mocks import AwsMocks
-
-    mocks = AwsMocks()
+    stack = _stack(n, cloud)
+    mocks = {"aws": "AwsMocks", "gcp": "GcpMocks", "azure": "AzureMocks"}[cloud]
+    mocks = getattr(mocks_module, mocks)()
     pulumi.runtime.settings.set_root_resource(None)
     pulumi.runtime.set_mocks(mocks, project="headwater", stack="bench", preview=True)
 
@@ -188,9 +194,20 @@ def figure_plan(cfg: Config) -> Figure:
             "interpreter start-up and importing pulumi, pulumi_aws and the program's modules "
             f"are paid once per run ({per[fresh, small] - per[inproc, small]:.0f} ms here, the "
             "difference between the two one-pipeline rows) and dominate a one-pipeline run.")
+    built = built_clouds()
     for cloud in ("gcp", "azure"):
-        fig.rows.append([cloud, "-", "-", "-", "not measured: this cloud is not built in "
-                         "headwater yet", "-", "-"])
+        if cloud not in built:
+            fig.rows.append([cloud, "-", "-", "-", "not measured: this cloud is not built in "
+                             "headwater yet", "-", "-"])
+            continue
+        plan_once(1, artifact, cloud=cloud)  # warm-up: imports, first-use caches
+        runs = {n: [plan_once(n, artifact, cloud=cloud) for _ in range(rounds)] for n in sizes}
+        one = [t for t, _ in runs[sizes[0]]]
+        for n in sizes:
+            med = statistics.median(t for t, _ in runs[n])
+            ratio = statistics.median(a / b for (a, _), b in zip(runs[n], one, strict=True))
+            fig.rows.append([cloud, inproc, str(n), str(runs[n][0][1]), f"{med * 1000:.0f}",
+                             f"{med * 1000 / n:.0f}", f"{ratio:.2f}x"])
     order = ", ".join(map(str, sizes))
     fig.notes.append(
         f"{rounds} interleaved rounds (each measurement in turn, {order} pipelines each); the "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from .wheels import Entry, Wheelhouse, distribution_entries
 
 __all__ = ["build_pipeline_artifact", "build_stack", "source_root"]
 
-FORMAT = 2  # bump when the archive layout changes, so old builds are not reused
+FORMAT = 3  # bump when the archive layout changes, so old builds are not reused
 MANIFEST_LABEL = "(manifest)"
 
 Progress = Callable[[str], None]
@@ -62,8 +63,8 @@ def runtime_entries(layout: Layout, root: Path | None = None) -> list[Entry]:
     return [_file_entry(root, rel, HEADWATER) for rel in rels]
 
 
-def _check_refs(manifest: dict[str, Any], entries: Iterable[Entry]) -> None:
-    names = {e.arcname for e in entries}
+def _check_refs(manifest: dict[str, Any], entries: Iterable[Entry], site: str = "") -> None:
+    names = {e.arcname.removeprefix(site) for e in entries}
     tops = {n.split("/", 1)[0] for n in names}
     for step in manifest["steps"]:
         module = step["ref"].partition(":")[0]
@@ -136,7 +137,7 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
         manifest = build_manifest(pipeline, registry)
     except RegistryError as exc:
         raise PackagingError(str(exc)) from exc
-    needs = resolve(manifest, layout.target, layout.provided)
+    needs = resolve(manifest, layout.target, layout.provided, layout.runtime_requires)
     house = wheelhouse if isinstance(wheelhouse, Wheelhouse) else Wheelhouse(wheelhouse, offline)
 
     entries = runtime_entries(layout)
@@ -145,9 +146,10 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
     entries += [Entry.of_bytes(n, HEADWATER, b) for n, b in layout.extra_files(manifest).items()]
     for need in needs:
         say(f"{pipeline.name}: {need.project} {need.version} for {layout.target.platform}")
-        entries += distribution_entries(need, layout.target, house)
+        entries += [replace(e, arcname=layout.site_packages + e.arcname) if layout.site_packages
+                    else e for e in distribution_entries(need, layout.target, house)]
     entries = check_unique(entries)
-    _check_refs(manifest, entries)
+    _check_refs(manifest, entries, layout.site_packages)
 
     compiler = find_compiler(layout.target.python)
     input_hash = _input_hash(entries, layout, compiler)

@@ -14,6 +14,7 @@ A new cloud is a subclass here and one entry in :data:`LAYOUTS`; what it ships i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,7 +22,8 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 
 from .errors import PackagingError
 
-__all__ = ["AwsLambdaLayout", "CloudFunctionsLayout", "Layout", "Limits", "Target", "layout_for"]
+__all__ = ["AwsLambdaLayout", "AzureFunctionsLayout", "CloudFunctionsLayout", "Layout", "Limits",
+           "Target", "layout_for"]
 
 MIB = 1024 * 1024
 
@@ -114,6 +116,10 @@ class Layout:
     adapter: ClassVar[str]  # the headwater adapter package dir, e.g. "runtimes/aws"
     entry: ClassVar[str]  # the module the platform imports, e.g. "runtimes/aws/handler.py"
     limits: ClassVar[Limits] = Limits()
+    # distributions the adapter imports that the platform does not provide (its SDKs)
+    runtime_requires: ClassVar[tuple[str, ...]] = ()
+    # where dependency wheels are unpacked ("" = the artifact root, beside runtimes/)
+    site_packages: ClassVar[str] = ""
 
     def __init__(self, python: str = "3.12", arch: str = "arm64") -> None:
         self.target = self.make_target(python, arch)
@@ -202,7 +208,61 @@ class CloudFunctionsLayout(Layout):
                 "requirements.txt": ("\n".join(lines) + "\n").encode()}
 
 
-LAYOUTS: dict[str, type[Layout]] = {"aws": AwsLambdaLayout, "gcp": CloudFunctionsLayout}
+class AzureFunctionsLayout(Layout):
+    """A Function App package for the Python v2 programming model, run from the zip
+    (``WEBSITE_RUN_FROM_PACKAGE``): ``function_app.py`` and ``host.json`` at the root,
+    ``runtimes/`` and ``transforms/`` beside them, dependency wheels unpacked into
+    ``.python_packages/lib/site-packages`` (which the Python worker puts on ``sys.path``).
+    The azure-* SDKs the adapter uses ship inside: the Functions host does not provide
+    them."""
+
+    cloud = "azure"
+    kind = "functionapp"
+    adapter = "runtimes/azure"
+    entry = "runtimes/azure/function_app.py"
+    runtime_requires = ("azure-functions", "azure-identity", "azure-storage-blob",
+                        "azure-data-tables", "azure-eventhub")
+    site_packages = ".python_packages/lib/site-packages/"
+    # Linux Consumption's deployment package limit is generous (the zip is mounted, not
+    # unpacked); the unzipped bound only catches a runaway dependency.
+    limits = Limits(unzipped=1024 * MIB)
+
+    def make_target(self, python: str, arch: str) -> Target:
+        if arch != "x86_64":
+            raise PackagingError(f"headwater:arch {arch!r}: Azure Functions on Linux "
+                                 "(Consumption plan) runs x86_64; set headwater:arch: x86_64")
+        # the Python 3.11+ worker images are Debian 12 (glibc 2.36), older ones Debian 11
+        glibc = (2, 36) if tuple(int(p) for p in python.split(".")[:2]) >= (3, 11) else (2, 31)
+        return Target(python, arch, glibc)
+
+    def extra_files(self, manifest: dict[str, Any]) -> dict[str, bytes]:
+        limits = manifest["pipeline"].get("limits") or {}
+        host = {
+            "version": "2.0",
+            "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle",
+                                "version": "[4.*, 5.0.0)"},
+            "extensions": {"eventHubs": {
+                "maxEventBatchSize": int(limits.get("batch_size", 100)),
+                "batchCheckpointFrequency": 1,
+                "prefetchCount": 2 * int(limits.get("batch_size", 100))}},
+            "functionTimeout": _timespan(int(limits.get("timeout_s", 60))),
+            "logging": {"logLevel": {"default": "Information"}},
+        }
+        return {
+            # the host indexes the root function_app.py; the app itself lives in the adapter
+            "function_app.py": (b'"""Azure Functions entry: the headwater app (see '
+                                b'runtimes/azure/function_app.py)."""\n\n'
+                                b"from runtimes.azure.function_app import app  # noqa: F401\n"),
+            "host.json": (json.dumps(host, indent=2, sort_keys=True) + "\n").encode(),
+        }
+
+
+def _timespan(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+LAYOUTS: dict[str, type[Layout]] = {"aws": AwsLambdaLayout, "gcp": CloudFunctionsLayout,
+                                     "azure": AzureFunctionsLayout}
 
 
 def layout_for(cloud: str, python: str = "3.12", arch: str = "arm64") -> Layout:

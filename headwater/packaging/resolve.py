@@ -64,13 +64,16 @@ def roots(manifest: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def resolve(manifest: dict[str, Any], target: Target,
-            provided: frozenset[str] = frozenset()) -> list[Need]:
-    """The requirement closure of ``manifest``, sorted by name."""
+            provided: frozenset[str] = frozenset(),
+            runtime: tuple[str, ...] = ()) -> list[Need]:
+    """The requirement closure of ``manifest`` plus the adapter's own ``runtime``
+    distributions (SDKs the platform does not provide), sorted by name."""
     skip = {canonicalize_name(n) for n in provided} | {HEADWATER}
     found: dict[str, Need] = {}
     extras_seen: dict[str, set[str]] = {}
     queue: deque[tuple[str, frozenset[str], str, str]] = deque(
         (name, frozenset(), why, plugin) for name, why, plugin in roots(manifest))
+    queue.extend((name, frozenset(), "the function adapter", "") for name in runtime)
     while queue:
         name, extras, why, plugin = queue.popleft()
         key = canonicalize_name(name)

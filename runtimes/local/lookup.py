@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -25,17 +24,15 @@ import orjson
 
 from transforms.contract import Retryable
 
+# the same HEADWATER_SECRET_<NAME> settings the Azure runtime reads (Key Vault references)
+from ..core.envsecrets import SecretMissing, env_secret, secret_env_name
+
 __all__ = ["FolderLookup", "LookupUnavailable", "SecretMissing", "env_secret", "secret_env_name"]
 
 
 class LookupUnavailable(Retryable):
     """A lookup table file is missing or unreadable: the object fails as a whole and stays
     undone, so a rerun after fixing it processes it (no record is dead-lettered for it)."""
-
-
-class SecretMissing(Retryable):
-    """A secret is not set in the environment; like :class:`LookupUnavailable`, it fails the
-    object rather than dead-lettering every record."""
 
 
 class FolderLookup:
@@ -110,22 +107,3 @@ def _read_ndjson(path: Path) -> list[dict[str, Any]]:
             raise LookupUnavailable(f"lookup table {path}, line {n}: not a JSON object")
         out.append(rec)
     return out
-
-
-def secret_env_name(name: str) -> str:
-    return "HEADWATER_SECRET_" + re.sub(r"[-/]", "_", name).upper()
-
-
-def env_secret(environ: Mapping[str, str] | None = None):
-    """A ``ctx.secret`` reading ``HEADWATER_SECRET_<NAME>`` from ``environ`` (default
-    ``os.environ``)."""
-    env = os.environ if environ is None else environ
-
-    def secret(name: str) -> str:
-        var = secret_env_name(name)
-        value = env.get(var)
-        if not value:
-            raise SecretMissing(f"secret {name!r} is not set: export {var}=... before running")
-        return value
-
-    return secret

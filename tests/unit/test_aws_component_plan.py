@@ -129,11 +129,23 @@ def test_bad_overrides_are_refused_by_name(artifact, monkeypatch, overrides, exp
         run_program(config, artifact, monkeypatch)
 
 
-def test_a_cloud_not_built_is_one_clear_error(artifact, monkeypatch):
+def test_a_cloud_without_components_is_one_clear_error(artifact, monkeypatch):
+    """Every cloud the spec knows is built; a registry without one (as while a cloud is
+    being added) answers with one sentence naming it and the built ones."""
+    import components
+
+    monkeypatch.setattr(components, "CLOUDS", {"aws": "components.aws"})
     config = {**example_config(), "headwater:cloud": "azure"}
     with pytest.raises(pulumi.RunError) as err:
         run_program(config, artifact, monkeypatch)
     assert str(err.value).count("\n") == 0 and "'azure'" in str(err.value)
+    assert "built clouds: aws" in str(err.value)
+
+
+def test_a_local_stack_is_refused_by_the_program_with_the_command_to_run(artifact, monkeypatch):
+    config = {**example_config(), "headwater:cloud": "local"}
+    with pytest.raises(pulumi.RunError, match="headwater run --stack"):
+        run_program(config, artifact, monkeypatch)
 
 
 def test_existing_lookup_table_is_read_not_created(artifact, monkeypatch):

@@ -1,0 +1,261 @@
+"""The function's work: Event Hub events holding Event Grid notifications -> engine.
+
+For each BlobCreated event, the handler streams the blob version the event names (read by
+its ETag, so a blob overwritten since the event is not read twice: the newer version has
+its own event), runs the engine (processed hub sink, Blob dead-letter, Table Storage
+lookups) and marks the version done.
+
+The Event Hub trigger moves its checkpoint on even after the function fails its last
+retry, so nothing here may be dropped by raising on the last attempt:
+
+- a body that is not an Event Grid notification, and a blob that cannot be read (gone,
+  refused) are *parked*: the notification goes to the dead-letter container for replay
+  (:meth:`~.deadletter.BlobDeadLetter.notification`) and the log says where;
+- any other failure raises while the function's retry policy has attempts left (the batch
+  runs again; versions already done are skipped), and is parked on the last attempt;
+- if parking itself fails, the invocation raises and the log says the notification may
+  be lost with the checkpoint.
+
+Subscription validation events and other event types are acknowledged without work;
+blobs outside the pipeline's raw container, account or source prefix/suffix are ignored
+(a recursion guard). One structured metrics line per invocation carries the counters.
+
+Everything is built once per worker on the first invocation: clients, the engine and its
+chain from the baked manifest (``HEADWATER_MANIFEST`` or ``<artifact root>/
+headwater_manifest.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transforms.contract import Context, SimpleMetrics
+
+from ..core.bootstrap import PipelineSettings, engine_from_manifest
+from ..core.engine import Counters, Engine
+from ..core.log import log
+from ..core.manifest import MANIFEST_NAME, ManifestError, load_manifest
+from . import clients, events, metrics
+from .deadletter import BlobDeadLetter
+from .idempotency import DoneMarkers
+from .ports import TableLookup, app_setting_secret
+from .sink import EventHubSink
+
+__all__ = ["Outcome", "handle"]
+
+
+@dataclass
+class _Runtime:
+    pipeline: str
+    engine: Engine
+    settings: PipelineSettings
+    raw_container: str
+    account_url: str
+    deadletter: BlobDeadLetter
+    markers: DoneMarkers
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What one invocation did (also logged as its metrics line)."""
+
+    counters: Counters
+    stats: dict[str, float]
+    parked: list[str]
+
+
+_state: list[_Runtime] = []
+
+
+def _reset() -> None:
+    """Forget the worker's engine and clients (tests switch endpoints and settings)."""
+    _state.clear()
+    clients.reset()
+
+
+def _env_json(name: str) -> dict[str, Any]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ManifestError(f"app setting {name} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ManifestError(f"app setting {name} must be a JSON object")
+    return value
+
+
+def _build() -> _Runtime:
+    root = Path(__file__).resolve().parents[2]
+    manifest = load_manifest(os.environ.get("HEADWATER_MANIFEST") or root / MANIFEST_NAME)
+    settings = PipelineSettings.from_manifest(manifest)
+    name = settings.name
+    expected = os.environ.get("HEADWATER_PIPELINE")
+    if expected and expected != name:
+        raise ManifestError(f"HEADWATER_PIPELINE is {expected!r} but the manifest is for "
+                            f"pipeline {name!r}: the artifact belongs to another function")
+    ctx = Context(pipeline=name, log=logging.getLogger(f"headwater.{name}"))
+    tables = _env_json("HEADWATER_LOOKUP_TABLES")
+    if tables:
+        ctx.lookup = TableLookup(clients.table_service(), tables)
+    ctx.secret = app_setting_secret()
+    blob = clients.blob_service()
+    container = blob.get_container_client(
+        os.environ.get("HEADWATER_DEADLETTER_CONTAINER") or settings.deadletter_bucket
+        or "deadletter")
+    prefix = os.environ.get("HEADWATER_DEADLETTER_PREFIX", settings.deadletter_prefix)
+    deadletter = BlobDeadLetter(container, prefix)
+    engine = engine_from_manifest(
+        manifest, sink=lambda s: EventHubSink(clients.producer(), s.sink_batch),
+        deadletter=deadletter, ctx=ctx)
+    return _Runtime(
+        pipeline=name, engine=engine, settings=settings,
+        raw_container=os.environ.get("HEADWATER_RAW_CONTAINER", "raw"),
+        account_url=blob.url.rstrip("/"), deadletter=deadletter,
+        markers=DoneMarkers(container, prefix))
+
+
+def _runtime() -> _Runtime:
+    if not _state:
+        _state.append(_build())
+    return _state[0]
+
+
+def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 0,
+           invocation_id: str = "") -> Outcome:
+    """Handle the bodies of one invocation's Event Hub events, in order.
+
+    ``retry_count`` / ``max_retry_count`` come from the function's retry context: on the
+    last attempt (``retry_count >= max_retry_count``) failures are parked, not raised.
+    """
+    started = time.perf_counter()
+    rt = _runtime()
+    rt.engine.ctx.metrics = SimpleMetrics()
+    rt.stats = {"Events": 0, "Objects": 0, "Duplicates": 0, "Superseded": 0, "Ignored": 0,
+                "Parked": 0}
+    final = retry_count >= max_retry_count
+    totals = Counters()
+    parked: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    try:
+        for body in bodies:
+            rt.stats["Events"] += 1
+            try:
+                notes = events.parse_body(body)
+            except ValueError as exc:
+                parked.append(_park(rt, body, "not an Event Grid notification", exc, None,
+                                    invocation_id))
+                continue
+            for note in notes:
+                ref = note.blob
+                if ref is None:
+                    rt.stats["Ignored"] += 1
+                    log("INFO", f"{note.event_type} acknowledged without work",
+                        pipeline=rt.pipeline, event_id=note.event_id)
+                    continue
+                version = (ref.container, ref.name, ref.etag)
+                if ref.etag and version in seen:
+                    rt.stats["Duplicates"] += 1
+                    log("INFO", "same blob version twice in one invocation: handled once",
+                        pipeline=rt.pipeline, blob=ref.name, etag=ref.etag)
+                    continue
+                seen.add(version)
+                try:
+                    counters = _object(rt, ref)
+                except Exception as exc:
+                    if not (final or _permanent(exc)):
+                        log("ERROR", "blob not processed; the function's retry policy runs "
+                            "this batch again", exc=exc, pipeline=rt.pipeline,
+                            container=ref.container, blob=ref.name, etag=ref.etag,
+                            retry_count=retry_count, max_retry_count=max_retry_count,
+                            invocation_id=invocation_id)
+                        raise
+                    parked.append(_park(rt, body, "blob not processed", exc, ref, invocation_id))
+                    continue
+                if counters is not None:
+                    totals.add(counters)
+    finally:
+        rt.stats["Parked"] = len(parked)
+        values = {"Received": totals.received, "Written": totals.written,
+                  "Dropped": totals.dropped, "DeadLettered": totals.dead_lettered,
+                  "Retries": totals.retries, "SkippedObjects": totals.skipped_objects,
+                  "UndecodableObjects": totals.undecodable_objects, **rt.stats,
+                  "Seconds": round(time.perf_counter() - started, 6)}
+        extra = getattr(rt.engine.ctx.metrics, "values", {})
+        values.update({k: v for k, v in extra.items() if k not in values})
+        metrics.emit(rt.pipeline, values)
+    return Outcome(totals, dict(rt.stats), parked)
+
+
+def _permanent(exc: BaseException) -> bool:
+    """Failures another attempt cannot fix: the blob is gone."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(exc, ResourceNotFoundError)
+
+
+def _park(rt: _Runtime, body: bytes, reason: str, exc: BaseException,
+          ref: events.BlobRef | None, invocation_id: str) -> str:
+    blob = None if ref is None else {"account_url": ref.account_url, "container": ref.container,
+                                     "name": ref.name, "etag": ref.etag}
+    try:
+        name = rt.deadletter.notification(rt.pipeline, body, reason, exc, blob)
+    except Exception as park_exc:
+        log("CRITICAL", "notification could not be parked in the dead-letter container; it is "
+            "lost when the Event Hub checkpoint moves on: replay it from the hub or the "
+            "blob's own copy", exc=park_exc, pipeline=rt.pipeline, reason=reason,
+            cause=f"{type(exc).__name__}: {exc}", blob=blob, invocation_id=invocation_id)
+        raise
+    log("ERROR", f"{reason}: notification parked in the dead-letter container for replay",
+        exc=exc, pipeline=rt.pipeline, deadletter_blob=name, blob=blob,
+        invocation_id=invocation_id)
+    return name
+
+
+def _object(rt: _Runtime, ref: events.BlobRef) -> Counters | None:
+    if (ref.container != rt.raw_container or not rt.settings.wants(ref.name)
+            or ref.account_url.rstrip("/") != rt.account_url):
+        # never read what the pipeline did not ask for (e.g. its own output)
+        rt.stats["Ignored"] += 1
+        log("WARN", "blob outside the pipeline's raw container or source prefix/suffix: "
+            "ignored", pipeline=rt.pipeline, account=ref.account_url, container=ref.container,
+            blob=ref.name, prefix=rt.settings.prefix)
+        return None
+    if ref.etag and rt.markers.done(rt.pipeline, ref.container, ref.name, ref.etag):
+        rt.stats["Duplicates"] += 1
+        log("INFO", "blob version already processed: nothing written", pipeline=rt.pipeline,
+            blob=ref.name, etag=ref.etag)
+        return None
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+    client = clients.blob_service().get_blob_client(ref.container, ref.name)
+    try:
+        stream = (client.download_blob(etag=ref.etag, match_condition=MatchConditions.IfNotModified)
+                  if ref.etag else client.download_blob())
+    except ResourceModifiedError:
+        if not client.exists():  # some services answer 412, not 404, for a deleted blob
+            raise ResourceNotFoundError(f"blob {ref.container}/{ref.name} no longer exists"
+                                        ) from None
+        rt.stats["Superseded"] += 1
+        log("INFO", "blob overwritten since this event: its newer version has its own event",
+            pipeline=rt.pipeline, blob=ref.name, etag=ref.etag)
+        return None
+    counters = rt.engine.process_object(stream, ref.name, ref.container, ref.etag or None)
+    rt.stats["Objects"] += 1
+    if ref.etag:
+        try:
+            rt.markers.mark(rt.pipeline, ref.container, ref.name, ref.etag, counters.as_dict())
+        except Exception as exc:
+            # the records are sent; failing now would send them again on the retry
+            log("ERROR", "blob processed but not marked done; a redelivery would process it "
+                "again", exc=exc, pipeline=rt.pipeline, blob=ref.name, etag=ref.etag)
+    return counters

@@ -1,0 +1,209 @@
+"""Fixtures for the Azure runtime end to end: Azurite (the Azure Storage emulator, npm
+``azurite`` pinned in ``.ci/node/package.json``) on 127.0.0.1 with Blob and Table
+services, the orders pipeline of ``Pulumi.azure.yaml`` set up on it from that same spec,
+and a stand-in for the processed Event Hub.
+
+Azurite runs once per test session on free ports; containers and tables are emptied
+between tests. Each test gets the app settings the component would set (pointed at
+Azurite through the emulator-only ``HEADWATER_STORAGE_CONNECTION_STRING``) and a handler
+with no cached clients or engine.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+from azure_harness import EVENTS, StandInHub
+
+ROOT = Path(__file__).resolve().parents[3]
+AZURITE = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "azurite"
+ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development account key (public, documented by Microsoft)
+KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+       "KBHBeksoGMGw==")
+SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
+USERS = [
+    {"user_id": "u1", "tier": "gold", "country": "FR", "since": 2019},
+    {"user_id": "u2", "tier": "silver", "country": "DE", "since": 2021},
+    {"user_id": "u3", "tier": "bronze", "country": "US", "since": 2023},
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"azurite exited with code {proc.returncode}: "
+                               f"{proc.stderr.read().decode(errors='replace') if proc.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"azurite did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+@dataclass(frozen=True)
+class Azurite:
+    blob_port: int
+    table_port: int
+
+    @property
+    def blob_url(self) -> str:
+        return f"http://127.0.0.1:{self.blob_port}/{ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+                f"BlobEndpoint={self.blob_url};"
+                f"TableEndpoint=http://127.0.0.1:{self.table_port}/{ACCOUNT};")
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    exe = AZURITE if AZURITE.exists() else shutil.which("azurite")
+    if exe is None:
+        pytest.fail("azurite is not installed: run `npm ci --prefix .ci/node` (what .ci/run "
+                    "does; needs node and npm)", pytrace=False)
+    ports = Azurite(_free_port(), _free_port())
+    location = tmp_path_factory.mktemp("azurite")
+    proc = subprocess.Popen(
+        [str(exe), "--silent", "--location", str(location), "--skipApiVersionCheck",
+         "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob_port),
+         "--tableHost", "127.0.0.1", "--tablePort", str(ports.table_port),
+         "--queueHost", "127.0.0.1", "--queuePort", str(_free_port())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait(ports.blob_port, proc)
+        _wait(ports.table_port, proc)
+        yield ports
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Stack:
+    """The orders pipeline's storage on Azurite, the processed-hub stand-in, and helpers to
+    drive the function with the events Event Grid would put on the notifications hub."""
+
+    spec: Any
+    azurite: Azurite
+    blob: BlobServiceClient
+    tables: TableServiceClient
+    hub: StandInHub
+    raw: str = "raw"
+    deadletter: str = "deadletter"
+    users: str = "hwordersusers"
+    env: dict[str, str] = field(default_factory=dict)
+
+    def put(self, name: str, body: bytes | str) -> dict[str, Any]:
+        data = body.encode() if isinstance(body, str) else body
+        self.blob.get_blob_client(self.raw, name).upload_blob(data, overwrite=True)
+        return self.properties(name)
+
+    def properties(self, name: str) -> dict[str, Any]:
+        props = self.blob.get_blob_client(self.raw, name).get_blob_properties()
+        return {"name": name, "etag": props.etag, "size": props.size}
+
+    def notification(self, blob: dict[str, Any], schema: str = "eventgrid",
+                     container: str | None = None) -> bytes:
+        """The body Event Grid puts on the hub for ``blob``: Microsoft's documented sample
+        (tests/events/azure) with this blob's subject, url, eTag and size."""
+        file = "eventgrid_blob_created.json" if schema == "eventgrid" else \
+            "cloudevents_blob_created.json"
+        (event,) = copy.deepcopy(json.loads((EVENTS / file).read_text(encoding="utf-8")))
+        cont = container or self.raw
+        source = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/headwater/providers/"
+                  f"Microsoft.Storage/storageAccounts/{ACCOUNT}")
+        event["topic" if schema == "eventgrid" else "source"] = source
+        event["subject"] = f"/blobServices/default/containers/{cont}/blobs/{blob['name']}"
+        event["data"].update(eTag=blob["etag"], contentLength=blob["size"],
+                             url=f"{self.azurite.blob_url}/{cont}/{blob['name']}")
+        # Event Grid schema: the hub event's body is an array; CloudEvents: one object
+        return json.dumps([event] if schema == "eventgrid" else event).encode()
+
+    def deadletters(self) -> dict[str, list[dict[str, Any]]]:
+        out = {}
+        client = self.blob.get_container_client(self.deadletter)
+        for b in client.list_blobs(name_starts_with=self.spec.deadletter.prefix):
+            if "/_processed/" in b.name or "/notifications/" in b.name:
+                continue
+            body = client.download_blob(b.name).readall()
+            out[b.name] = [orjson.loads(line) for line in body.splitlines()]
+        return out
+
+    def parked(self) -> dict[str, dict[str, Any]]:
+        client = self.blob.get_container_client(self.deadletter)
+        prefix = f"{self.spec.deadletter.prefix}notifications/"
+        return {b.name: orjson.loads(client.download_blob(b.name).readall())
+                for b in client.list_blobs(name_starts_with=prefix)}
+
+
+@pytest.fixture
+def orders_stack(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                 ) -> Iterator[Stack]:
+    """Containers, the lookup table with its rows and the app settings of the orders
+    pipeline in ``Pulumi.azure.yaml``; the processed hub is a :class:`StandInHub`."""
+    from headwater.manifest import build_manifest
+    from headwater.spec import load_stack_file
+    from runtimes.azure import clients, handler
+
+    spec = load_stack_file(ROOT / "Pulumi.azure.yaml").pipeline("orders")
+    manifest_path = tmp_path / "headwater_manifest.json"
+    manifest_path.write_text(json.dumps(build_manifest(spec)), encoding="utf-8")
+    blob = BlobServiceClient.from_connection_string(azurite.connection_string)
+    tables = TableServiceClient.from_connection_string(azurite.connection_string)
+    for c in blob.list_containers():
+        blob.delete_container(c.name)
+    for t in tables.list_tables():
+        tables.delete_table(t.name)
+    st = Stack(spec=spec, azurite=azurite, blob=blob, tables=tables, hub=StandInHub())
+    blob.create_container(st.raw)
+    blob.create_container(st.deadletter)
+    users = tables.create_table(st.users)
+    for row in USERS:
+        users.create_entity({"PartitionKey": "users", "RowKey": row["user_id"], **row})
+    users.create_entity({"PartitionKey": "other", "RowKey": "u1", "tier": "WRONG-PARTITION"})
+    st.env = {
+        "HEADWATER_MANIFEST": str(manifest_path),
+        "HEADWATER_PIPELINE": spec.name,
+        "HEADWATER_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "HEADWATER_RAW_CONTAINER": st.raw,
+        "HEADWATER_DEADLETTER_CONTAINER": st.deadletter,
+        "HEADWATER_DEADLETTER_PREFIX": spec.deadletter.prefix,
+        "HEADWATER_LOOKUP_TABLES": json.dumps({"users": st.users}),
+        "HEADWATER_NOTIFICATIONS_HUB": "notifications",
+        "HEADWATER_CONSUMER_GROUP": "function",
+    }
+    for name, value in st.env.items():
+        monkeypatch.setenv(name, value)
+    handler._reset()
+    clients.set_producer(st.hub)
+    yield st
+    handler._reset()
+    blob.close()
+    tables.close()
