@@ -37,6 +37,7 @@ from ..core.engine import Checkpoint, Counters, Engine
 from ..core.env import env_json, function_manifest
 from ..core.log import log as _log
 from ..core.manifest import ManifestError
+from ..core.metrics import invocation_values
 from . import clients, events, metrics
 from .deadletter import S3DeadLetter
 from .idempotency import BUSY, DONE, Idempotency
@@ -140,14 +141,8 @@ def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
                 failed.append(msg.message_id)
     finally:
         rt.stats["FailedMessages"] = len(failed)
-        values = {"Received": totals.received, "Written": totals.written,
-                  "Dropped": totals.dropped, "DeadLettered": totals.dead_lettered,
-                  "Retries": totals.retries, "SkippedObjects": totals.skipped_objects,
-                  "UndecodableObjects": totals.undecodable_objects, **rt.stats,
-                  "Seconds": round(time.perf_counter() - started, 6)}
-        extra = getattr(rt.engine.ctx.metrics, "values", {})
-        values.update({k: v for k, v in extra.items() if k not in values})
-        metrics.emit(rt.pipeline, values)
+        metrics.emit(rt.pipeline, invocation_values(totals, rt.stats, started,
+                                                     rt.engine.ctx.metrics))
     return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
 
 

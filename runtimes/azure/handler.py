@@ -27,20 +27,18 @@ headwater_manifest.json``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from transforms.contract import Context, SimpleMetrics
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
 from ..core.engine import Counters, Engine
+from ..core.env import env_json, function_manifest
 from ..core.log import log
-from ..core.manifest import MANIFEST_NAME, ManifestError, load_manifest
+from ..core.metrics import invocation_values
 from . import clients, events, metrics
 from .deadletter import BlobDeadLetter
 from .idempotency import DoneMarkers
@@ -80,30 +78,11 @@ def _reset() -> None:
     clients.reset()
 
 
-def _env_json(name: str) -> dict[str, Any]:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ManifestError(f"app setting {name} is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ManifestError(f"app setting {name} must be a JSON object")
-    return value
-
-
 def _build() -> _Runtime:
-    root = Path(__file__).resolve().parents[2]
-    manifest = load_manifest(os.environ.get("HEADWATER_MANIFEST") or root / MANIFEST_NAME)
-    settings = PipelineSettings.from_manifest(manifest)
+    manifest, settings = function_manifest()
     name = settings.name
-    expected = os.environ.get("HEADWATER_PIPELINE")
-    if expected and expected != name:
-        raise ManifestError(f"HEADWATER_PIPELINE is {expected!r} but the manifest is for "
-                            f"pipeline {name!r}: the artifact belongs to another function")
     ctx = Context(pipeline=name, log=logging.getLogger(f"headwater.{name}"))
-    tables = _env_json("HEADWATER_LOOKUP_TABLES")
+    tables = env_json("HEADWATER_LOOKUP_TABLES")
     if tables:
         ctx.lookup = TableLookup(clients.table_service(), tables)
     ctx.secret = app_setting_secret()
@@ -184,14 +163,8 @@ def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 
                     totals.add(counters)
     finally:
         rt.stats["Parked"] = len(parked)
-        values = {"Received": totals.received, "Written": totals.written,
-                  "Dropped": totals.dropped, "DeadLettered": totals.dead_lettered,
-                  "Retries": totals.retries, "SkippedObjects": totals.skipped_objects,
-                  "UndecodableObjects": totals.undecodable_objects, **rt.stats,
-                  "Seconds": round(time.perf_counter() - started, 6)}
-        extra = getattr(rt.engine.ctx.metrics, "values", {})
-        values.update({k: v for k, v in extra.items() if k not in values})
-        metrics.emit(rt.pipeline, values)
+        metrics.emit(rt.pipeline, invocation_values(totals, rt.stats, started,
+                                                     rt.engine.ctx.metrics))
     return Outcome(totals, dict(rt.stats), parked)
 
 
