@@ -20,7 +20,7 @@ __all__ = ["CLOUDS", "deploy", "read_config"]
 # cloud -> the components package that deploys it
 CLOUDS: dict[str, str] = {"aws": "components.aws"}
 CHECK_ONLY_ENV = "HEADWATER_CHECK_ONLY"  # same name as headwater.program
-KEYS = ("cloud", "pipelines", "python", "arch", "region", "alarm_email", "kms_key")
+KEYS = ("cloud", "pipelines", "python", "arch", "layers", "region", "alarm_email", "kms_key")
 
 
 def read_config(config: pulumi.Config) -> StackConfig:
