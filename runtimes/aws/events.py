@@ -175,9 +175,10 @@ def _eventbridge(doc: Mapping[str, Any]) -> ObjectRef:
         bucket=bucket["name"],
         key=obj["key"],
         size=size if isinstance(size, int) else 0,
-        etag=str(obj.get("etag", "")).strip('"'),
+        etag=str(obj.get("etag") or obj.get("eTag") or "").strip('"'),
         sequencer=str(obj.get("sequencer", "")),
-        version_id=obj.get("version-id") or None,
+        # "null" is the version id S3 gives objects of a bucket without versioning
+        version_id=(obj.get("version-id") or None) if obj.get("version-id") != "null" else None,
         # "Object Created" -> ObjectCreated:<reason>; anything else is not a creation
         event_name=(f"ObjectCreated:{detail.get('reason', 'PutObject')}"  # type: ignore[union-attr]
                     if kind == "Object Created" else kind.replace(" ", "")),

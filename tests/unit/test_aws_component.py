@@ -262,7 +262,7 @@ def test_every_functions_rendered_environment_is_accepted_by_the_handler(config,
                                                                           monkeypatch):
     """The environment each function gets, as the component renders it, parsed by the
     handler's own reader: a pipeline without lookup tables must not get ``[]``."""
-    from runtimes.aws import handler
+    from runtimes.core.env import env_json
 
     graph = run_program(config, fake_artifact(tmp_path), monkeypatch)
     functions = graph.of("aws:lambda/function:Function")
@@ -271,9 +271,9 @@ def test_every_functions_rendered_environment_is_accepted_by_the_handler(config,
         env = fn.inputs["environment"]["variables"]
         for name in ("HEADWATER_LOOKUP_TABLES", "HEADWATER_LOOKUP_KEYS", "HEADWATER_SECRETS"):
             monkeypatch.setenv(name, env[name])
-            assert isinstance(handler._env_json(name), dict), (fn.name, name, env[name])
+            assert isinstance(env_json(name), dict), (fn.name, name, env[name])
         monkeypatch.setenv("HEADWATER_LOOKUP_TABLES", env["HEADWATER_LOOKUP_TABLES"])
-        tables = handler._env_json("HEADWATER_LOOKUP_TABLES")
+        tables = env_json("HEADWATER_LOOKUP_TABLES")
         pipeline = fn.name.removesuffix("-function")
         spec = next(p for p in config["headwater:pipelines"] if p["name"] == pipeline)
         uses = {s.get("with", {}).get("table") for s in spec.get("transforms", [])} - {None}
