@@ -119,8 +119,9 @@ def test_artifacts_bucket_is_private_encrypted_versioned_and_expires_old_version
 
 def test_unchanged_artifact_gives_the_same_code_inputs_and_a_changed_one_new_ones(
         tmp_path, monkeypatch):
-    first = run_program(example_config(), fake_artifact(tmp_path), monkeypatch)
-    again = run_program(example_config(), fake_artifact(tmp_path), monkeypatch)
+    artifact = fake_artifact(tmp_path)  # (a new fake_artifact would carry a new timestamp)
+    first = run_program(example_config(), artifact, monkeypatch)
+    again = run_program(example_config(), artifact, monkeypatch)
     keys = ("s3Bucket", "s3Key", "s3ObjectVersion", "sourceCodeHash")
     code = {k: first.one(FUNCTION, "orders-function").inputs[k] for k in keys}
     assert code == {k: again.one(FUNCTION, "orders-function").inputs[k] for k in keys}
