@@ -21,7 +21,7 @@ __all__ = ["CLOUDS", "deploy", "read_config"]
 CLOUDS: dict[str, str] = {"aws": "components.aws", "gcp": "components.gcp",
                          "azure": "components.azure"}
 CHECK_ONLY_ENV = "HEADWATER_CHECK_ONLY"  # same name as headwater.program
-KEYS = ("cloud", "pipelines", "python", "arch", "region", "alarm_email", "kms_key")
+KEYS = ("cloud", "pipelines", "python", "arch", "layers", "region", "alarm_email", "kms_key")
 
 
 def read_config(config: pulumi.Config) -> StackConfig:

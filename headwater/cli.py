@@ -291,15 +291,42 @@ def package(
                                     progress=lambda msg: status.update(escape(f"packaging {msg}")))
     except PackagingError as exc:
         raise fail(str(exc)) from None
+    from headwater.packaging import Artifact, layout_for
+
+    limit = layout_for(config.cloud, config.python, config.arch).limits.unzipped
+    layers = f", layers {config.layers}" if config.layers != "none" else ""
     table = Table(title=escape(
-        f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})"))
-    for col in ("pipeline", "artifact", "size", "sha256", "bytecode"):
+        f"stack {stack} ({config.cloud}, python {config.python}, {config.arch}{layers})"))
+    unzipped_col = f"unzipped (limit {human(limit)})" if limit else "unzipped"
+    for col in ("pipeline", "zipped", unzipped_col, "bytecode"):
         table.add_column(col, overflow="fold")
+    rows: list[tuple[str, Artifact]] = []
     for a in artifacts:
+        unzipped = human(a.unzipped_size) + (
+            f" + layer {human(a.layer.unzipped_size)}" if a.layer else "")
+        if limit:
+            unzipped += f" ({a.total_unzipped / limit:.0%})"
         table.add_row(*map(escape, (
-            a.pipeline, str(a.path), human(a.size), a.sha256,
+            a.pipeline, human(a.size), unzipped,
             f"Python {a.bytecode_python}" if a.bytecode else "none (see note)")))
+        rows.append((a.pipeline, a))
+        if a.layer is not None and a.layer.path not in {r[1].path for r in rows}:
+            label = f"shared layer ({', '.join(a.in_layer)})"
+            table.add_row(*map(escape, (
+                label, human(a.layer.size), human(a.layer.unzipped_size),
+                f"Python {a.layer.bytecode_python}" if a.layer.bytecode else "none (see note)")))
+            rows.append((label, a.layer))
     console.print(table)
+    for label, a in rows:
+        console.print(f"{label}: {a.path}  sha256 {a.sha256}", highlight=False, markup=False,
+                      soft_wrap=True)
+    trimmed = sum(t["unzipped"] for a in artifacts for t in a.trimmed.values())
+    trimmed += sum(t["unzipped"] for p in {str(a.layer.path): a.layer for a in artifacts
+                                           if a.layer}.values() for t in p.trimmed.values())
+    if trimmed:
+        console.print(f"trimmed: {human(trimmed)} (unzipped) of headers, Cython sources, build "
+                      "files and bundled tests that a function never runs", highlight=False,
+                      markup=False)
     for note in dict.fromkeys(a.bytecode_note for a in artifacts if a.bytecode_note):
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
 
