@@ -153,6 +153,13 @@ class _Checker:
         members = _members(hint)
         if value is None or not members or any(m is Any or m is object for m in members):
             return
+        enums = [m for m in members if isinstance(m, type) and issubclass(m, enum.Enum)]
+        if enums and isinstance(value, str):  # str | Enum: the SDK's known values
+            known = [e.value for m in enums for e in m]
+            if value not in known:
+                self.report("sdk-enum", f"{path} is {value!r}, not a value of the SDK's "
+                            f"{enums[0].__name__}", f"use one of {', '.join(map(repr, known))}")
+            return
         # Each alternative that could take this value: the first that accepts it wins;
         # else the closest one explains what is wrong.
         errors: list[list[Violation]] = []
