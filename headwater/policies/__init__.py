@@ -15,8 +15,9 @@ A check yields ``(resource, what, fix)``; the rule reports
 ``"<type> '<name>': <what>. Fix: <fix>"`` against the resource's URN.
 
 In a real preview a value that depends on a resource not yet created is unknown;
-pulumi-policy raises on reading it. A check that meets one is skipped for that resource
-(``pulumi up`` evaluates it with the values known); the offline plan knows every value.
+pulumi-policy raises on reading it. A check that meets one is skipped (for that resource;
+a stack check as a whole) and ``pulumi up`` evaluates it with the values known; the
+offline plan knows every value.
 """
 
 from __future__ import annotations
