@@ -2,24 +2,33 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-dev
+STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint bench clean
+.PHONY: install install-dev demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# headwater and pyarrow (the example's Parquet object): what `headwater run` on the example needs
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[parquet]'
 	touch $@
 
+# the dev extra (tests, emulators, linters) includes everything `install` brings
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV)
 
 # The signups pipeline uses the example plugin (country_name) and a secret (email-key).
 # A second `make demo` writes nothing new: the ledger in the DuckDB file skips done objects.
 demo: install
-	$(BIN)/pip install --quiet --no-build-isolation ./examples/plugins/headwater-geo
+	$(BIN)/pip install --quiet ./examples/plugins/headwater-geo
 	$(BIN)/headwater validate --stack local
 	HEADWATER_SECRET_EMAIL_KEY=demo-key $(BIN)/headwater run --stack local --no-progress \
 		--root examples/orders --warehouse .headwater/demo.duckdb
@@ -27,16 +36,16 @@ demo: install
 	print(c.sql('select order_id, user_id, value_cents, category, tier, country, ts from orders order by order_id limit 5')); \
 	print(c.sql('select country, country_name, plan, left(email, 16) as email_hmac from signups'))"
 
-test: install
+test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:cacheprovider
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-bench: install
+bench: install-dev
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks
 

@@ -21,7 +21,7 @@ from headwater.spec import REGION_KEYS, SpecError, StackConfig, parse_stack
 __all__ = ["CLOUDS", "deploy", "read_config"]
 
 # cloud -> the components package that deploys it
-CLOUDS: dict[str, str] = {"aws": "components.aws"}
+CLOUDS: dict[str, str] = {"aws": "components.aws", "gcp": "components.gcp"}
 CHECK_ONLY_ENV = "HEADWATER_CHECK_ONLY"  # same name as headwater.program
 KEYS = ("cloud", "pipelines", "python", "arch", "region", "alarm_email", "kms_key")
 

@@ -8,28 +8,80 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+
+class _PlainHelp:
+    """Help that names what an option takes (``--root DIR``) instead of a type placeholder
+    (``<path>``, ``<bool>``, ``<list[str]>``, which typer prints since 0.2x)."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for p in params:
+            if p.param_type_name == "argument":
+                # typer shows an argument's type beside it whatever its metavar
+                if hasattr(p, "display_type_rich"):
+                    p.display_type_rich = lambda ctx: None
+            elif p.metavar is None:
+                p.metavar = "" if getattr(p, "is_flag", False) else p.name.upper()
+        return params
+
+
+class _Command(_PlainHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, typer.core.TyperGroup):
+    pass
+
 
 app = typer.Typer(
     name="headwater",
+    cls=_Group,
     help="Write a serverless data pipeline once; deploy it with Pulumi or run it locally.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-transforms_app = typer.Typer(help="List and scaffold transform plugins.", no_args_is_help=True)
+transforms_app = typer.Typer(help="List and scaffold transform plugins.", no_args_is_help=True,
+                             cls=_Group)
 app.add_typer(transforms_app, name="transforms")
 
-console = Console()
-err = Console(stderr=True)
+# User text (config values, names, keys, plugin docs) is never markup: it is escaped
+# (rich.markup.escape) or printed with markup=False, and emoji codes such as ":cloud:" in
+# "headwater:cloud: ..." stay as written.
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
-StackOpt = Annotated[str, typer.Option("--stack", "-s", help="stack name: reads Pulumi.<stack>.yaml")]
-ProjectOpt = Annotated[Path, typer.Option("--project-dir", help="folder holding Pulumi.<stack>.yaml")]
+# one default stack for every command: `local`, the stack that runs on this machine
+StackOpt = Annotated[str, typer.Option("--stack", "-s", metavar="NAME",
+                                       help="stack name: reads Pulumi.<stack>.yaml")]
+ProjectOpt = Annotated[Path, typer.Option("--project-dir", metavar="DIR",
+                                          help="folder holding Pulumi.<stack>.yaml")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from headwater import __version__
+
+        console.print(f"headwater {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="print headwater's version and exit")] = False,
+) -> None:
+    """Write a serverless data pipeline once; deploy it with Pulumi or run it locally."""
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -46,7 +98,7 @@ def load_stack(stack: str, project_dir: Path):  # -> StackConfig
         raise fail(str(exc)) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> None:
     """Check the stack config, every transform's settings and the cloud's own rules (the
     checks `pulumi preview` runs first); touches no data and needs no credentials."""
@@ -54,12 +106,13 @@ def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> 
     _check_transforms(config)
     if config.cloud != "local":
         _check_cloud_rules(stack, project_dir)
-    table = Table(title=f"stack {stack} ({config.cloud})")
+    table = Table(title=escape(f"stack {stack} ({config.cloud})"))
     for col in ("pipeline", "source", "steps", "sink"):
         table.add_column(col)
     for p in config.pipelines:
-        table.add_row(p.name, f"{p.source.prefix} ({p.source.format})",
-                      " -> ".join(s.use for s in p.transforms) or "(none)", p.sink.table)
+        table.add_row(*map(escape, (p.name, f"{p.source.prefix} ({p.source.format})",
+                                    " -> ".join(s.use for s in p.transforms) or "(none)",
+                                    p.sink.table)))
     console.print(table)
     console.print(f"[green]ok[/]: {len(config.pipelines)} pipeline(s) valid")
 
@@ -91,9 +144,9 @@ def _check_cloud_rules(stack: str, project_dir: Path) -> None:
         raise fail(str(exc)) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def plan(
-    stack: Annotated[str, typer.Option("--stack", "-s", help="stack name: reads Pulumi.<stack>.yaml")],
+    stack: StackOpt,
     project_dir: ProjectOpt = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable plan")] = False,
 ) -> None:
@@ -117,7 +170,6 @@ def plan(
 
 
 def _print_plan(result, title: str) -> None:  # result: headwater.plan.Plan
-    from rich.markup import escape
     from rich.tree import Tree
 
     tree = Tree(escape(title))
@@ -150,7 +202,7 @@ def _print_plan(result, title: str) -> None:  # result: headwater.plan.Plan
         console.print(f"[green]ok[/]: {total} resources, 0 violations", highlight=False)
 
 
-@transforms_app.command("list")
+@transforms_app.command("list", cls=_Command)
 def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
     """Installed transforms: name, distribution, version, target and first doc line."""
     from transforms.registry import default_registry
@@ -163,16 +215,17 @@ def transforms_list(as_json: Annotated[bool, typer.Option("--json", help="machin
     for col in ("name", "distribution", "version", "target", "doc"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        doc = f"[red]{r['error']}[/]" if r["error"] else r["doc"]
-        table.add_row(r["name"], r["distribution"], r["version"], r["target"], doc)
+        doc = f"[red]{escape(r['error'])}[/]" if r["error"] else escape(r["doc"])
+        table.add_row(*map(escape, (r["name"], r["distribution"], r["version"], r["target"])),
+                      doc)
     console.print(table)
 
 
-@transforms_app.command("new")
+@transforms_app.command("new", cls=_Command)
 def transforms_new(
-    name: Annotated[str, typer.Argument(help="transform name, e.g. mask_email (the `use:` name)")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="transform name, e.g. mask_email (the `use:` name)")],
     directory: Annotated[Path, typer.Option(
-        "--dir", help="folder to create headwater-<name>/ in")] = Path("."),
+        "--dir", metavar="DIR", help="folder to create headwater-<name>/ in")] = Path("."),
 ) -> None:
     """Scaffold an installable plugin package headwater-<name> with a test."""
     from headwater.scaffold import ScaffoldError, scaffold
@@ -181,22 +234,41 @@ def transforms_new(
         target = scaffold(name, directory)
     except ScaffoldError as exc:
         raise fail(str(exc)) from None
-    console.print(f"[green]created[/] {target}", highlight=False)
-    console.print(f"  pip install -e {target}    then: headwater transforms list", highlight=False)
+    console.print(f"[green]created[/] {escape(str(target))}", highlight=False)
+    installed = installed_claims(name)
+    if installed:
+        err.print(f"[bold yellow]warning:[/] {escape(repr(name))} is already an installed "
+                  f"transform ({escape(installed)}); installing this package next to it "
+                  "makes the name claimed twice, which every pipeline using it refuses: "
+                  "choose another name unless you mean to replace that distribution",
+                  highlight=False, soft_wrap=True)
+    console.print(f"  pip install -e {target}    then: headwater transforms list",
+                  highlight=False, markup=False)
 
 
-@app.command()
+def installed_claims(name: str) -> str:
+    """Who already provides transform ``name`` ("ref from dist version, ..."), or ""."""
+    from transforms.registry import default_registry
+
+    registry = default_registry()
+    if name not in registry:
+        return ""
+    return ", ".join(f"{p.ref} from {p.distribution} {p.version}".strip()
+                     for p in registry.claims(name))
+
+
+@app.command(cls=_Command)
 def run(
     stack: StackOpt = "local",
     project_dir: ProjectOpt = Path("."),
     root: Annotated[Path, typer.Option(
-        "--root", help="folder standing in for the bucket (keys are paths relative to it)")
+        "--root", metavar="DIR", help="folder standing in for the bucket (keys are paths relative to it)")
     ] = Path("data"),
     warehouse: Annotated[Path, typer.Option(
-        "--warehouse", help="DuckDB file the sink tables and the ledger go to")
+        "--warehouse", metavar="FILE", help="DuckDB file the sink tables and the ledger go to")
     ] = Path(".headwater/warehouse.duckdb"),
     pipeline: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="run only this pipeline (repeatable)")] = None,
+        "--pipeline", "-p", metavar="NAME", help="run only this pipeline (repeatable)")] = None,
     reprocess: Annotated[bool, typer.Option(
         "--reprocess", help="process objects already done too, replacing their earlier rows")
     ] = False,
@@ -226,50 +298,73 @@ def run(
             report = runner.run()
     except (duckdb.Error, OSError) as exc:  # e.g. another run holds the warehouse file's lock
         raise fail(f"{type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:  # Ctrl-C before the runner took over SIGINT
+        raise fail("interrupted before any object was processed", 130) from None
     console.print(summary_table(report))
     for e in report.errors:
         where = f"object {e.key!r}" if e.key else "could not start"
-        err.print(f"[bold red]failed:[/] pipeline {e.pipeline!r}, {where}: {e.error}",
+        err.print(f"[bold red]failed:[/] {escape(f'pipeline {e.pipeline!r}, {where}: {e.error}')}",
                   highlight=False, soft_wrap=True)
-    console.print(f"warehouse: {warehouse}  dead-letters: {root / 'deadletter'}", highlight=False)
+    console.print(f"warehouse: {warehouse}  dead-letters: {root / 'deadletter'}",
+                  highlight=False, markup=False)
+    if report.interrupted is not None:
+        err.print(f"[bold yellow]interrupted:[/] {escape(interrupted_message(report))}",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     if not report.ok:
         raise typer.Exit(1)
 
 
-@app.command()
+def interrupted_message(report) -> str:  # report: RunReport
+    i = report.interrupted
+    done = sum(p.objects for p in report.pipelines)
+    where = (f"pipeline {i.pipeline!r}, object {i.key!r} was rolled back (none of its rows "
+             "are in the warehouse)" if i.key else "stopped between objects")
+    return (f"{where}; {done} object(s) committed before the stop. "
+            "Run again to process the rest.")
+
+
+@app.command(cls=_Command)
 def package(
-    stack: StackOpt = "aws",
+    stack: StackOpt = "local",
     project_dir: ProjectOpt = Path("."),
-    out: Annotated[Path, typer.Option("--out", help="artifacts go to OUT/<stack>/")] = Path("dist"),
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="artifacts go to OUT/<stack>/")] = Path("dist"),
     wheelhouse: Annotated[Path | None, typer.Option(
-        "--wheelhouse", help="wheel cache folder (default ~/.cache/headwater/wheels)")] = None,
+        "--wheelhouse", metavar="DIR", help="wheel cache folder (default ~/.cache/headwater/wheels)")] = None,
     offline: Annotated[bool, typer.Option(
         "--offline", help="use only wheels already in the cache; never download")] = False,
     pipeline: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="package only this pipeline (repeatable)")] = None,
+        "--pipeline", "-p", metavar="NAME",
+        help="package only this pipeline (repeatable)")] = None,
 ) -> None:
     """Build each pipeline's function artifact for the stack's cloud (reproducible bytes)."""
     from headwater.packaging import PackagingError, build_stack
     from headwater.packaging.errors import human
 
     config = load_stack(stack, project_dir)
+    if config.cloud == "local":
+        raise fail(f"stack {stack!r} runs locally (headwater:cloud local): there is nothing to "
+                   "package, `headwater run` runs it. Pass the stack you deploy, e.g. "
+                   "--stack aws")
     target = out / stack
     try:
         with err.status("packaging", spinner="dots") as status:
             artifacts = build_stack(config, target, pipelines=pipeline, wheelhouse=wheelhouse,
                                     offline=offline,
-                                    progress=lambda msg: status.update(f"packaging {msg}"))
+                                    progress=lambda msg: status.update(escape(f"packaging {msg}")))
     except PackagingError as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})")
+    table = Table(title=escape(
+        f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})"))
     for col in ("pipeline", "artifact", "size", "sha256", "bytecode"):
         table.add_column(col, overflow="fold")
     for a in artifacts:
-        table.add_row(a.pipeline, str(a.path), human(a.size), a.sha256,
-                      f"Python {a.bytecode_python}" if a.bytecode else "none (see note)")
+        table.add_row(*map(escape, (
+            a.pipeline, str(a.path), human(a.size), a.sha256,
+            f"Python {a.bytecode_python}" if a.bytecode else "none (see note)")))
     console.print(table)
     for note in dict.fromkeys(a.bytecode_note for a in artifacts if a.bytecode_note):
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
 
 
 def main() -> None:

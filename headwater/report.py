@@ -7,6 +7,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -57,7 +58,7 @@ class RichProgress:
         self.bytes = self.bar.add_task("bytes", total=total_bytes, unit="bytes")
 
     def begin(self, pipeline: str, key: str, size: int) -> None:
-        self.bar.update(self.objects, description=f"{pipeline}: {key}")
+        self.bar.update(self.objects, description=escape(f"{pipeline}: {key}"))
 
     def bytes_read(self, n: int) -> None:
         if n:
@@ -77,7 +78,7 @@ def summary_table(report: RunReport) -> Table:
         table.add_column(col, justify="left" if col == "pipeline" else "right", no_wrap=True)
     for p in report.pipelines:
         c = p.counters
-        table.add_row(p.name, str(p.objects), str(p.skipped),
+        table.add_row(escape(p.name), str(p.objects), str(p.skipped),
                       f"[red]{p.failed}[/]" if p.failed else "0",
                       str(c.received), str(c.written), str(c.dropped),
                       f"[yellow]{c.dead_lettered}[/]" if c.dead_lettered else "0",

@@ -73,6 +73,16 @@ class SourceSpec(_Model):
     compression: Literal["auto", "gzip", "none"] = "auto"
     bucket: str | None = Field(None, description="an existing bucket / container to read from")
     csv_delimiter: str = Field(",", min_length=1, max_length=1)
+    notifications: Literal["s3", "eventbridge"] | None = Field(
+        None, description="AWS: how new objects reach the queue. 's3': the bucket's "
+        "notification configuration (which headwater then owns whole); 'eventbridge': an "
+        "EventBridge rule, leaving the bucket's notification configuration alone. Default: "
+        "'eventbridge' for an existing bucket (source.bucket), 's3' for one headwater creates")
+
+    @property
+    def notify_by(self) -> str:
+        """The notification path in effect (``notifications`` or its default)."""
+        return self.notifications or ("eventbridge" if self.bucket else "s3")
 
     @field_validator("prefix")
     @classmethod

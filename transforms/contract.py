@@ -4,8 +4,11 @@ A transform is a callable ``f(record, ctx)`` that returns the record (changed or
 ``None`` to drop it, or an iterable of records to fan out. Raising fails that record
 only: the engine dead-letters it with the exception, the step and the input record.
 
-A transform with settings is a *factory*: a callable whose parameters are all
-keyword-only (``def make(*, field, mode="upper")``) and which returns the transform.
+A transform with settings is a *factory*: a callable whose parameters are keyword-only
+or have defaults (``def make(*, field, mode="upper")``, ``def make(field="category")``)
+and which returns the transform. A callable is a record transform only when it takes
+exactly two positional parameters without defaults; any other shape given settings is
+called as a factory, and without settings it is refused with a message showing both forms.
 Factories validate their settings eagerly and raise :class:`SettingsError`, so bad
 settings fail ``pulumi preview`` / ``headwater validate``, not the first invocation.
 
@@ -138,42 +141,88 @@ def factory(fn: Callable[..., Transform]) -> Callable[..., Transform]:
     return fn
 
 
-def is_factory(obj: Any) -> bool:
-    """A factory takes only keyword-only settings (or is marked with :func:`factory`).
+def _shape(obj: Any) -> tuple[str, inspect.Signature | None]:
+    """``("transform" | "factory" | "ambiguous" | "unknown", signature)``.
 
-    A record transform takes ``(record, ctx)`` positionally.
+    A record transform takes exactly two positional parameters without defaults,
+    ``(record, ctx)``, and no required keyword-only one. A factory has no required
+    positional parameter: its settings are keyword-only or have defaults. Anything else
+    (``f(record)``, ``f(a, b, c)``, ``f(*args)``) is ambiguous.
     """
     marked = getattr(obj, "__headwater_factory__", None)
     if marked is not None:
-        return bool(marked)
+        return ("factory" if marked else "transform"), None
     try:
-        params = inspect.signature(obj).parameters.values()
+        sig = inspect.signature(obj)
     except (TypeError, ValueError):
-        return False
-    positional = [
-        p
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    return not positional
+        return "unknown", None
+    params = list(sig.parameters.values())
+    required = [p for p in params
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    star = any(p.kind is p.VAR_POSITIONAL for p in params)
+    required_kw = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required) == 2 and not star and not required_kw:
+        return "transform", sig
+    if not required and not star:
+        return "factory", sig
+    return "ambiguous", sig
+
+
+def is_factory(obj: Any) -> bool:
+    """Whether ``obj`` is a factory: marked with :func:`factory`, or no required positional
+    parameter (settings keyword-only or with defaults). A record transform takes
+    ``(record, ctx)``: exactly two positional parameters without defaults."""
+    return _shape(obj)[0] == "factory"
+
+
+def _label(obj: Any) -> str:
+    return getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def _no_settings(name: str, obj: Any, settings: Mapping[str, Any]) -> str:
+    fn = _label(obj)
+    given = ", ".join(sorted(settings))
+    params = ", ".join(f"{k}=..." for k in sorted(settings))
+    return (f"transform {name!r} is a record transform {fn}(record, ctx) (two positional "
+            f"parameters without defaults), so it takes no settings (given: {given}). To "
+            f"take settings, write a factory whose parameters are keyword-only or have "
+            f"defaults and that returns the transform: def make(*, {params}): ... return {fn}"
+            f" (and point the entry point at make), or mark it with @factory")
+
+
+def _ambiguous(name: str, obj: Any, sig: inspect.Signature | None) -> str:
+    seen = f"{_label(obj)}{sig}" if sig is not None else repr(obj)
+    return (f"transform {name!r}: cannot tell whether {seen} is a record transform or a "
+            f"factory. A record transform takes exactly two positional parameters without "
+            f"defaults: def {name}(record, ctx): ... return record. A factory's parameters "
+            f"are keyword-only or have defaults, and it returns the transform: "
+            f"def make(*, setting=default): ... return {name}. Or mark a factory with "
+            f"@factory (from headwater import factory)")
 
 
 def instantiate(obj: Any, settings: Mapping[str, Any] | None, name: str = "") -> Transform:
     """Turn a registered object plus its ``with:`` settings into a record transform.
 
+    A record transform (``(record, ctx)``) is returned as it is and takes no settings; a
+    factory is called with the settings; any other shape is a factory when settings are
+    given and refused without them, with a message showing both forms.
+
     Raises :class:`SettingsError` naming the setting at fault. Callers add the pipeline
     and step to the message.
     """
     settings = dict(settings or {})
-    if not is_factory(obj):
+    shape, sig = _shape(obj)
+    if shape == "transform" or (shape == "unknown" and not settings):
         if settings:
-            first = sorted(settings)[0]
-            raise SettingsError(first, f"transform {name!r} takes no settings")
+            raise SettingsError(sorted(settings)[0], _no_settings(name, obj, settings))
         return obj
-    try:
-        sig = inspect.signature(obj)
-    except (TypeError, ValueError):
-        sig = None
+    if shape == "unknown":
+        raise SettingsError(
+            sorted(settings)[0],
+            f"transform {name!r}: cannot read the parameters of {obj!r} to pass it settings; "
+            f"if it is a factory, mark it with @factory (from headwater import factory)")
+    if shape == "ambiguous" and not settings:
+        raise SettingsError("*", _ambiguous(name, obj, sig))
     if sig is not None:
         params = sig.parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -183,7 +232,8 @@ def instantiate(obj: Any, settings: Mapping[str, Any] | None, name: str = "") ->
                     known = ", ".join(sorted(params)) or "none"
                     raise SettingsError(key, f"unknown setting (accepted: {known})")
         for pname, p in params.items():
-            if p.kind is p.KEYWORD_ONLY and p.default is p.empty and pname not in settings:
+            if (p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+                    and pname not in settings):
                 raise SettingsError(pname, "required setting is missing")
     try:
         made = obj(**settings)

@@ -76,7 +76,9 @@ class PluginImportError(RegistryError, ImportError):
 
 class PluginSettingsError(RegistryError, ValueError):
     def __init__(self, where: str, name: str, error: SettingsError) -> None:
-        super().__init__(f"{where} ({name}): setting {error.setting!r}: {error.reason}")
+        # "*": the transform's shape, not one setting, is at fault
+        what = "" if error.setting == "*" else f"setting {error.setting!r}: "
+        super().__init__(f"{where} ({name}): {what}{error.reason}")
         self.where = where
         self.transform = name
         self.setting = error.setting
@@ -159,6 +161,10 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         return name in self._claims
+
+    def claims(self, name: str) -> list[Plugin]:
+        """Every plugin claiming ``name`` (none, one, or several in a conflict)."""
+        return list(self._claims.get(name, ()))
 
     def plugin(self, name: str, where: str = "") -> Plugin:
         """The unique plugin for ``name``, not loaded yet."""

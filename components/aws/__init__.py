@@ -75,7 +75,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
             alarm_topic_arn=topic.arn if topic is not None else None,
             notify=spec.source.bucket is None), opts=opts)
         pipelines.append(pipeline)
-        if spec.source.bucket:
+        if spec.source.bucket and spec.source.notify_by == "s3":
             shared[spec.source.bucket].append(pipeline)
     out: list[pulumi.ComponentResource] = list(pipelines)
     for bucket, users in shared.items():

@@ -29,6 +29,7 @@ _ARNS = {  # type -> (service, resource part of the ARN)
     "aws:glue/catalogDatabase:CatalogDatabase": ("glue", "database/"),
     "aws:glue/catalogTable:CatalogTable": ("glue", "table/"),
     "aws:lambda/eventSourceMapping:EventSourceMapping": ("lambda", "event-source-mapping:"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/"),
 }
 
 _CALLS = {

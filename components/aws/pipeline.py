@@ -24,7 +24,7 @@ from ..common import merge_args
 from . import policy, storage
 from .checks import check_pipeline, function_name, lookup_keys, queue_timeouts
 
-__all__ = ["Pipeline", "PipelineArgs"]
+__all__ = ["Pipeline", "PipelineArgs", "event_pattern"]
 
 HANDLER = "runtimes.aws.handler.handler"
 LOG_RETENTION_DAYS = 30
@@ -34,6 +34,19 @@ OLDEST_MESSAGE_ALARM_S = 900
 IDEMPOTENCY_KEY = "pk"  # "<bucket>/<key>#<etag>", written by the handler with a condition
 IDEMPOTENCY_TTL = "expires_at"
 EVENTS = ["s3:ObjectCreated:*"]  # an S3 event type, not an IAM action
+
+
+def _wildcard(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("*", "\\*")
+
+
+def event_pattern(bucket: str, prefix: str, suffix: str = "") -> dict[str, Any]:
+    """The EventBridge pattern of S3 ``Object Created`` events for keys under ``prefix``
+    (ending with ``suffix``), in ``bucket``."""
+    key: dict[str, str] = ({"wildcard": f"{_wildcard(prefix)}*{_wildcard(suffix)}"}
+                           if suffix else {"prefix": prefix})
+    return {"source": ["aws.s3"], "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [bucket]}, "object": {"key": [key]}}}
 
 
 @dataclass
@@ -122,7 +135,10 @@ class Pipeline(pulumi.ComponentResource):
 
     def _queue(self) -> None:
         """The notification queue, with a DLQ so a poison notification is parked, never
-        lost, and the bucket's notification into it."""
+        lost, and the path from the bucket into it: the bucket's notification
+        configuration (``source.notifications: s3``) or an EventBridge rule
+        (``eventbridge``, the default for an existing bucket: its notification
+        configuration, which other systems may use, is left alone)."""
         spec, name, src = self.spec, self._name, self.spec.source
         _, visibility = queue_timeouts(spec)
         self.dlq = self._make("dlq", aws.sqs.Queue, f"{name}-dlq", {
@@ -135,6 +151,12 @@ class Pipeline(pulumi.ComponentResource):
             "redrive_policy": self.dlq.arn.apply(lambda arn: json.dumps(
                 {"deadLetterTargetArn": arn, "maxReceiveCount": spec.limits.max_receive_count})),
         })
+        self.notification: aws.s3.BucketNotification | None = None
+        self.notification_queue: dict[str, Any] | None = None
+        self.rule: aws.cloudwatch.EventRule | None = None
+        if src.notify_by == "eventbridge":
+            self._eventbridge()
+            return
         self.queue_policy = self._make(None, aws.sqs.QueuePolicy, f"{name}-queue-policy", {
             "queue_url": self.queue.url,
             "policy": policy.document([{
@@ -144,15 +166,52 @@ class Pipeline(pulumi.ComponentResource):
                                                   "aws:SourceAccount": self._ids["account"]}}),
                 "Principal": {"Service": "s3.amazonaws.com"}}]),
         })
-        self.notification_queue: dict[str, Any] = {
+        self.notification_queue = {
             "id": spec.name, "queue_arn": self.queue.arn, "events": EVENTS,
             "filter_prefix": src.prefix, **({"filter_suffix": src.suffix} if src.suffix else {})}
-        self.notification: aws.s3.BucketNotification | None = None
         if self._args.notify:
             self.notification = self._make(
                 "notification", aws.s3.BucketNotification, f"{name}-notification",
                 {"bucket": self.bucket.bucket, "queues": [self.notification_queue]},
                 depends_on=[self.queue_policy])
+
+    def _eventbridge(self) -> None:
+        """S3 -> EventBridge -> SQS: a rule on ``Object Created`` under the source prefix
+        (and suffix), the queue as its target with the DLQ for what EventBridge cannot
+        deliver. For a bucket headwater creates, EventBridge delivery is switched on here;
+        an existing bucket needs it on already (README, "Existing buckets")."""
+        spec, name, src = self.spec, self._name, self.spec.source
+        if not src.bucket:
+            self.notification = self._make(
+                "notification", aws.s3.BucketNotification, f"{name}-notification",
+                {"bucket": self.bucket.bucket, "eventbridge": True})
+        self.rule = self._make("rule", aws.cloudwatch.EventRule, f"{name}-objects", {
+            "description": f"headwater pipeline {spec.name}: new objects under {src.prefix}",
+            "event_pattern": self.bucket.bucket.apply(
+                lambda bucket: json.dumps(event_pattern(bucket, src.prefix, src.suffix))),
+        })
+        from_rule = {"ArnEquals": {"aws:SourceArn": self.rule.arn}}
+        self.queue_policy = self._make(None, aws.sqs.QueuePolicy, f"{name}-queue-policy", {
+            "queue_url": self.queue.url,
+            "policy": policy.document([{
+                **policy.statement(["sqs:SendMessage"], [self.queue.arn], sid="FromRule",
+                                   condition=from_rule),
+                "Principal": {"Service": "events.amazonaws.com"}}]),
+        })
+        self.dlq_policy = self._make(None, aws.sqs.QueuePolicy, f"{name}-dlq-policy", {
+            "queue_url": self.dlq.url,
+            "policy": policy.document([{
+                **policy.statement(["sqs:SendMessage"], [self.dlq.arn], sid="UndeliveredEvents",
+                                   condition=from_rule),
+                "Principal": {"Service": "events.amazonaws.com"}}]),
+        })
+        self.rule_target = self._make("rule_target", aws.cloudwatch.EventTarget,
+                                      f"{name}-objects-target", {
+            "rule": self.rule.name, "arn": self.queue.arn,
+            "dead_letter_config": {"arn": self.dlq.arn},
+            "retry_policy": {"maximum_event_age_in_seconds": 24 * 3600,
+                             "maximum_retry_attempts": 185},
+        }, depends_on=[self.queue_policy, self.dlq_policy])
 
     def _tables(self) -> None:
         """Enrichment tables (created, or existing ones named by ``lookups``) and the
@@ -210,7 +269,7 @@ class Pipeline(pulumi.ComponentResource):
         resources it uses."""
         spec, name, kms = self.spec, self._name, self._args.kms_key
         part, region, account = (self._ids[k] for k in ("partition", "region", "account"))
-        self._fn_name = function_name(pulumi.get_stack(), spec.name)
+        self._fn_name = function_name(pulumi.get_project(), pulumi.get_stack(), spec.name)
         self.log_group = self._make("log_group", aws.cloudwatch.LogGroup, f"{name}-logs", {
             "name": f"/aws/lambda/{self._fn_name}", "retention_in_days": LOG_RETENTION_DAYS})
         self.role = self._make("role", aws.iam.Role, f"{name}-role", {

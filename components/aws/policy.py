@@ -43,12 +43,14 @@ def document(statements: Sequence[dict[str, Any]]) -> pulumi.Output[str]:
 
 
 def assume_role(service: str, account: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
-    """Trust policy letting one AWS service assume the role (``aws:SourceAccount`` pinned
-    when given, against the confused-deputy problem)."""
+    """Trust policy letting one AWS service assume the role, pinned to ``account`` when
+    given (against the confused-deputy problem) with the condition that service documents:
+    Firehose passes the account id as ``sts:ExternalId``; others set ``aws:SourceAccount``."""
     stmt: dict[str, Any] = {"Effect": "Allow", "Action": "sts:AssumeRole",
                             "Principal": {"Service": service}}
     if account is not None:
-        stmt["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
+        key = "sts:ExternalId" if service == "firehose.amazonaws.com" else "aws:SourceAccount"
+        stmt["Condition"] = {"StringEquals": {key: account}}
     return pulumi.Output.from_input(stmt).apply(
         lambda s: json.dumps({"Version": "2012-10-17", "Statement": [s]}, sort_keys=True))
 

@@ -12,13 +12,14 @@ ever inside an artifact.
 from .archive import Artifact, DistSize
 from .build import build_pipeline_artifact, build_stack
 from .errors import ArtifactTooLargeError, MissingWheelError, NoPlatformWheelError, PackagingError
-from .layouts import AwsLambdaLayout, Layout, Limits, Target, layout_for
+from .layouts import AwsLambdaLayout, CloudFunctionsLayout, Layout, Limits, Target, layout_for
 from .wheels import Wheelhouse, default_wheelhouse
 
 __all__ = [
     "Artifact",
     "ArtifactTooLargeError",
     "AwsLambdaLayout",
+    "CloudFunctionsLayout",
     "DistSize",
     "Layout",
     "Limits",

@@ -9,9 +9,12 @@ Pure parsing, no I/O. Two levels, because they fail differently:
   its receive count and the other messages of the batch go on.
 
 A body is an S3 notification (``{"Records": [...]}``, several records possible), the
-``s3:TestEvent`` S3 sends when a notification is configured, or either of these wrapped in
-an SNS notification (``{"Type": "Notification", "Message": "..."}``). Object keys arrive
-URL-encoded with ``+`` for a space; they are decoded here.
+``s3:TestEvent`` S3 sends when a notification is configured, either of these wrapped in
+an SNS notification (``{"Type": "Notification", "Message": "..."}``), or an S3 event that
+an EventBridge rule delivered (``{"source": "aws.s3", "detail-type": "Object Created",
+"detail": {...}}``, the shape of the S3 User Guide's "EventBridge event message
+structure"). Object keys of S3 notifications arrive URL-encoded with ``+`` for a space and
+are decoded here; EventBridge events carry the key as it is.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ _EVENT_SHAPE = ("an SQS event: {'Records': [{'messageId': str, 'receiptHandle': 
                 "'body': str, 'eventSource': 'aws:sqs', 'eventSourceARN': str, ...}, ...]}")
 _BODY_SHAPE = ("an S3 notification: {'Records': [{'eventSource': 'aws:s3', 'eventName': "
                "'ObjectCreated:*', 's3': {'bucket': {'name': str}, 'object': {'key': str, "
-               "'size': int, 'eTag': str}}}, ...]}, an s3:TestEvent, or either in an SNS "
-               "notification")
+               "'size': int, 'eTag': str}}}, ...]}, an s3:TestEvent, either in an SNS "
+               "notification, or an EventBridge S3 event {'source': 'aws.s3', 'detail-type': "
+               "'Object Created', 'detail': {'bucket': {'name': str}, 'object': {'key': str, "
+               "...}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,8 @@ def _notification(doc: Any, wrapped: bool) -> Notification:
         except ValueError as exc:
             raise ValueError(f"SNS Message is not JSON ({exc}); expected {_BODY_SHAPE}") from None
         return _notification(inner, wrapped=True)
+    if doc.get("source") == "aws.s3" and "detail-type" in doc:
+        return Notification(objects=(_eventbridge(doc),))
     records = doc.get("Records")
     if not isinstance(records, list) or not records:
         keys = ", ".join(sorted(map(str, doc))) or "none"
@@ -151,6 +158,30 @@ def _object(i: int, rec: Any) -> ObjectRef:
         sequencer=str(obj.get("sequencer", "")),
         version_id=obj.get("versionId") or None,
         event_name=str(rec.get("eventName", "ObjectCreated:Put")),
+    )
+
+
+def _eventbridge(doc: Mapping[str, Any]) -> ObjectRef:
+    detail = doc.get("detail")
+    bucket = detail.get("bucket") if isinstance(detail, Mapping) else None
+    obj = detail.get("object") if isinstance(detail, Mapping) else None
+    if not (isinstance(bucket, Mapping) and isinstance(bucket.get("name"), str)
+            and isinstance(obj, Mapping) and isinstance(obj.get("key"), str)):
+        raise ValueError("EventBridge S3 event: 'detail.bucket.name' and 'detail.object.key' "
+                         f"(strings) are required; expected {_BODY_SHAPE}")
+    kind = str(doc.get("detail-type", ""))
+    size = obj.get("size", 0)
+    return ObjectRef(
+        bucket=bucket["name"],
+        key=obj["key"],
+        size=size if isinstance(size, int) else 0,
+        etag=str(obj.get("etag") or obj.get("eTag") or "").strip('"'),
+        sequencer=str(obj.get("sequencer", "")),
+        # "null" is the version id S3 gives objects of a bucket without versioning
+        version_id=(obj.get("version-id") or None) if obj.get("version-id") != "null" else None,
+        # "Object Created" -> ObjectCreated:<reason>; anything else is not a creation
+        event_name=(f"ObjectCreated:{detail.get('reason', 'PutObject')}"  # type: ignore[union-attr]
+                    if kind == "Object Created" else kind.replace(" ", "")),
     )
 
 

@@ -22,12 +22,10 @@ its chain from the baked manifest (``HEADWATER_MANIFEST`` or
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,8 +34,9 @@ from transforms.contract import Context, SimpleMetrics
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
 from ..core.engine import Checkpoint, Counters, Engine
+from ..core.env import env_json, function_manifest
 from ..core.log import log as _log
-from ..core.manifest import MANIFEST_NAME, ManifestError, load_manifest
+from ..core.manifest import ManifestError
 from . import clients, events, metrics
 from .deadletter import S3DeadLetter
 from .idempotency import BUSY, DONE, Idempotency
@@ -73,37 +72,18 @@ def _reset() -> None:
     clients.reset()
 
 
-def _env_json(name: str) -> dict[str, Any]:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ManifestError(f"environment variable {name} is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ManifestError(f"environment variable {name} must be a JSON object")
-    return value
-
-
 def _build() -> _Runtime:
-    root = Path(__file__).resolve().parents[2]
-    manifest = load_manifest(os.environ.get("HEADWATER_MANIFEST") or root / MANIFEST_NAME)
-    settings = PipelineSettings.from_manifest(manifest)
+    manifest, settings = function_manifest()
     name = settings.name
-    expected = os.environ.get("HEADWATER_PIPELINE")
-    if expected and expected != name:
-        raise ManifestError(f"HEADWATER_PIPELINE is {expected!r} but the manifest is for "
-                            f"pipeline {name!r}: the artifact belongs to another function")
     stream = os.environ.get("HEADWATER_STREAM")
     if not stream:
         raise ManifestError("HEADWATER_STREAM (the Firehose delivery stream) is not set")
     ctx = Context(pipeline=name, log=logging.getLogger(f"headwater.{name}"))
-    tables = _env_json("HEADWATER_LOOKUP_TABLES")
+    tables = env_json("HEADWATER_LOOKUP_TABLES")
     if tables:
         ctx.lookup = DynamoLookup(clients.client("dynamodb"), tables,
-                                  _env_json("HEADWATER_LOOKUP_KEYS"))
-    secrets = _env_json("HEADWATER_SECRETS")
+                                  env_json("HEADWATER_LOOKUP_KEYS"))
+    secrets = env_json("HEADWATER_SECRETS")
     if secrets:
         ctx.secret = SecretStore(clients.client("secretsmanager"), secrets)
     engine = engine_from_manifest(

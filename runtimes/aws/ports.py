@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from transforms.contract import Retryable
 
 from ..core.cache import TtlCache
+from ..core.secrets import CachedSecrets
 from .clients import error_code, error_message
 
 __all__ = ["DynamoLookup", "SecretStore", "TtlCache", "from_dynamo"]  # TtlCache: re-export
@@ -155,30 +156,20 @@ class DynamoLookup:
                         f"after {self.max_attempts} BatchGetItem calls (throttled)")
 
 
-class SecretStore:
+class SecretStore(CachedSecrets):
     """``secret(name) -> str`` on Secrets Manager; ``ids`` maps logical names to ARNs."""
 
     def __init__(self, client: Any, ids: Mapping[str, str], *, ttl_s: float = 300.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(ids, ttl_s=ttl_s, clock=clock)
         self.client = client
-        self.ids = dict(ids)
-        self.cache = TtlCache(max_entries=100, ttl_s=ttl_s, clock=clock)
 
-    def __call__(self, name: str) -> str:
-        value = self.cache.get(name)
-        if value is not None:
-            return value
-        secret_id = self.ids.get(name)
-        if secret_id is None:
-            known = ", ".join(sorted(self.ids)) or "none"
-            raise LookupError(f"secret {name!r} is not configured for this function "
-                              f"(configured: {known}); add it under the pipeline's secrets:")
+    def fetch(self, name: str, ref: str) -> str:
         try:
-            resp = self.client.get_secret_value(SecretId=secret_id)
+            resp = self.client.get_secret_value(SecretId=ref)
         except (ClientError, BotoCoreError) as exc:
-            raise Retryable(f"reading secret {name!r} ({secret_id}) failed: {exc}") from exc
+            raise Retryable(f"reading secret {name!r} ({ref}) failed: {exc}") from exc
         value = resp.get("SecretString")
         if value is None:
-            raise ValueError(f"secret {name!r} ({secret_id}) holds binary data, not text")
-        self.cache.put(name, value)
+            raise ValueError(f"secret {name!r} ({ref}) holds binary data, not text")
         return value

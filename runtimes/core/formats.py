@@ -491,6 +491,7 @@ def _csv(raw: IO[bytes], chunk_records: int, delimiter: str, pos: _Position) -> 
         yield Chunk(bad=[Bad(1, 0, _raw_of(header, delimiter), "UnicodeDecodeError",
                              "header row is not valid UTF-8")])
         return
+    header = unique_header(header)
     while True:
         pos.line = reader.line_num
         try:
@@ -521,6 +522,32 @@ def _csv(raw: IO[bytes], chunk_records: int, delimiter: str, pos: _Position) -> 
             chunk = Chunk()
     if chunk.records or chunk.bad:
         yield chunk
+
+
+def unique_header(header: list[str]) -> list[str]:
+    """Rename repeated CSV column names so that no value overwrites another.
+
+    The first occurrence keeps its name; the next ones become ``name_2``, ``name_3``, ...
+    in order. A generated name never takes a name a real column has (``name,name,name_2``
+    gives ``name, name_3, name_2``), so the result depends on the header alone.
+    """
+    taken = set(header)
+    if len(taken) == len(header):
+        return header
+    seen: set[str] = set()
+    out = []
+    for name in header:
+        if name not in seen:
+            seen.add(name)
+            out.append(name)
+            continue
+        n = 2
+        while f"{name}_{n}" in taken:
+            n += 1
+        new = f"{name}_{n}"
+        taken.add(new)
+        out.append(new)
+    return out
 
 
 def _has_surrogates(row: list[str]) -> bool:

@@ -49,7 +49,8 @@ def load_steps(manifest: dict[str, Any]) -> list[Step]:
         try:
             fn = instantiate(obj, s.get("settings") or {}, s["use"])
         except SettingsError as exc:
-            raise ManifestError(f"{where}: setting {exc.setting!r}: {exc.reason}") from exc
+            what = "" if exc.setting == "*" else f"setting {exc.setting!r}: "
+            raise ManifestError(f"{where}: {what}{exc.reason}") from exc
         steps.append(Step.of(s["index"], s["use"], fn))
     return steps
 

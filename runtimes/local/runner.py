@@ -14,11 +14,22 @@ already in the ledger: their earlier rows are deleted in the same transaction fi
 the warehouse never holds an object twice. Dead-letter files are written before the
 commit and are therefore at-least-once: a rolled-back object that is run again writes its
 dead-letter entries again, under a new file name.
+
+Ctrl-C (SIGINT) stops a run within moments: while :meth:`LocalRunner.run` runs in the main
+thread it turns the first SIGINT into a stop request (:meth:`LocalRunner.stop`, callable
+from any thread too), which the runner honours at its next read, sink write or retry
+pause by raising :class:`Interrupted` out of the engine. The object in progress is rolled
+back (it is not in the ledger, so the next run does it again), nothing else starts, and
+``run`` returns the report of what completed with :attr:`RunReport.interrupted` set. A
+second SIGINT raises ``KeyboardInterrupt`` at once, for a transform that never returns;
+the transaction is rolled back all the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,11 +46,16 @@ from .duckdb_sink import DuckDBSink
 from .ledger import Ledger
 from .lookup import FolderLookup, env_secret
 
-__all__ = ["LocalRunner", "ObjectError", "PipelineReport", "Progress", "RunReport",
-           "list_objects"]
+__all__ = ["Interrupted", "LocalRunner", "ObjectError", "PipelineReport", "Progress",
+           "RunReport", "list_objects"]
 
 RESERVED = ("lookup", "deadletter")
 READ_SIZE = 1 << 20
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop (Ctrl-C): raised past the engine, whose ``except
+    Exception`` must not dead-letter or retry records because of it."""
 
 
 class PipelineNotBuilt(RuntimeError):
@@ -67,6 +83,9 @@ class PipelineReport:
 @dataclass
 class RunReport:
     pipelines: list[PipelineReport] = field(default_factory=list)
+    #: set when the run was stopped (Ctrl-C): the object then in progress, rolled back
+    #: (``key`` is "" when the stop came between objects)
+    interrupted: ObjectError | None = None
 
     @property
     def errors(self) -> list[ObjectError]:
@@ -74,7 +93,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and self.interrupted is None
 
 
 class Progress(Protocol):
@@ -102,12 +121,14 @@ class _Todo:
 class _HashingReader:
     """Reads a file while hashing it, so the content processed is the content recorded."""
 
-    def __init__(self, f: IO[bytes], progress: Progress) -> None:
+    def __init__(self, f: IO[bytes], progress: Progress, check: Callable[[], None]) -> None:
         self.f = f
         self.h = hashlib.sha256()
         self.progress = progress
+        self.check = check
 
     def read(self, n: int = -1) -> bytes:
+        self.check()
         data = self.f.read(n)
         self.h.update(data)
         self.progress.bytes_read(len(data))
@@ -166,6 +187,7 @@ class LocalRunner:
         progress: Progress | None = None,
         make_sink: Callable[[DuckDBSink], Sink] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        handle_sigint: bool = True,
     ) -> None:
         self.manifests = list(manifests)
         self.root = Path(root)
@@ -175,8 +197,47 @@ class LocalRunner:
         self.progress = progress or _NoProgress()
         self.make_sink = make_sink  # wraps the DuckDB sink (fault injection in tests)
         self.sleep = sleep
+        self.handle_sigint = handle_sigint
+        # a plain flag: a signal handler must not take locks (threading.Event does)
+        self._stopping = False
+        self._current: tuple[str, str] = ("", "")
+
+    def stop(self) -> None:
+        """Ask the run to stop: the object in progress is rolled back, nothing else starts."""
+        self._stopping = True
+
+    def _check(self) -> None:
+        if self._stopping:
+            raise Interrupted
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stopping:  # the second Ctrl-C: stop now, wherever the run is
+            raise KeyboardInterrupt
+        self.stop()
+
+    def _pause(self, seconds: float) -> None:
+        """The retry backoff, cut short by a stop request."""
+        self._check()
+        if self.sleep is not time.sleep:  # an injected clock (tests): one call, as asked
+            self.sleep(seconds)
+        else:
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                time.sleep(min(left, 0.05))
+                self._check()
+        self._check()
 
     def run(self) -> RunReport:
+        """Run every pipeline; return the report (``interrupted`` set after Ctrl-C)."""
+        if not (self.handle_sigint and threading.current_thread() is threading.main_thread()):
+            return self._run()
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            return self._run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _run(self) -> RunReport:
         import duckdb
 
         if not self.root.is_dir():
@@ -189,15 +250,21 @@ class LocalRunner:
             ledger.ensure()
             objects = list_objects(self.root)
             report = RunReport()
-            plans = []
-            for manifest, spec in specs:
-                pr = PipelineReport(spec.name)
-                report.pipelines.append(pr)
-                plans.append((manifest, spec, pr, self._todo(spec, objects, ledger, pr)))
-            self.progress.start(sum(len(t) for *_, t in plans),
-                                sum(o.size for *_, t in plans for o in t))
-            for manifest, spec, pr, todo in plans:
-                self._run_pipeline(con, ledger, manifest, spec, pr, todo)
+            try:
+                plans = []
+                for manifest, spec in specs:
+                    pr = PipelineReport(spec.name)
+                    report.pipelines.append(pr)
+                    self._current = (spec.name, "")
+                    plans.append((manifest, spec, pr, self._todo(spec, objects, ledger, pr)))
+                self.progress.start(sum(len(t) for *_, t in plans),
+                                    sum(o.size for *_, t in plans for o in t))
+                for manifest, spec, pr, todo in plans:
+                    self._current = (spec.name, "")
+                    self._run_pipeline(con, ledger, manifest, spec, pr, todo)
+            except KeyboardInterrupt:  # Interrupted, or a second Ctrl-C; rolled back already
+                pipeline, key = self._current
+                report.interrupted = ObjectError(pipeline, key, "interrupted")
             return report
         finally:
             con.close()
@@ -208,6 +275,7 @@ class LocalRunner:
         for key, path in objects:
             if not spec.wants(key):
                 continue
+            self._check()
             sha = _sha256(path)
             if not self.reprocess and ledger.is_done(spec.name, key, sha):
                 pr.skipped += 1
@@ -227,7 +295,8 @@ class LocalRunner:
         ctx = Context(pipeline=spec.name,
                       lookup=FolderLookup(self.root / "lookup", keys),
                       secret=env_secret(self.environ))
-        engine = engine_from_manifest(manifest, sink=sink, ctx=ctx, sleep=self.sleep,
+        engine = engine_from_manifest(manifest, sink=_Stoppable(sink, self._check), ctx=ctx,
+                                      sleep=self._pause,
                                       deadletter=FolderDeadLetter(self.root / "deadletter"))
         return engine, table
 
@@ -249,6 +318,8 @@ class LocalRunner:
                 self.progress.done(spec.name, o.key, False)
             return
         for o in todo:
+            self._check()
+            self._current = (spec.name, o.key)
             self.progress.begin(spec.name, o.key, o.size)
             try:
                 c = self._process(con, ledger, engine, table, spec.name, o)
@@ -263,6 +334,7 @@ class LocalRunner:
             pr.bytes += o.size
             pr.counters.add(c)
             self.progress.done(spec.name, o.key, True)
+            self._current = (spec.name, "")
 
     def _process(self, con: Any, ledger: Ledger, engine: Engine, table: DuckDBSink,
                  pipeline: str, o: _Todo) -> Counters:
@@ -272,7 +344,7 @@ class LocalRunner:
                 table.delete_object(o.key)
             table.object_key = o.key
             with o.path.open("rb") as f:
-                reader = _HashingReader(f, self.progress)
+                reader = _HashingReader(f, self.progress, self._check)
                 c = engine.process_object(reader, o.key, str(self.root),  # type: ignore[arg-type]
                                           o.sha256)
                 if reader.drain() != o.sha256:
@@ -283,3 +355,16 @@ class LocalRunner:
             con.execute("ROLLBACK")
             raise
         return c
+
+
+class _Stoppable:
+    """The sink, checking for a stop request before every write."""
+
+    def __init__(self, sink: Sink, check: Callable[[], None]) -> None:
+        self.sink = sink
+        self.check = check
+        self.max_batch = getattr(sink, "max_batch", 500)
+
+    def write(self, records: list[dict[str, Any]]) -> Any:
+        self.check()
+        return self.sink.write(records)

@@ -251,7 +251,7 @@ def test_every_functions_rendered_environment_is_accepted_by_the_handler(config,
                                                                           monkeypatch):
     """The environment each function gets, as the component renders it, parsed by the
     handler's own reader: a pipeline without lookup tables must not get ``[]``."""
-    from runtimes.aws import handler
+    from runtimes.core.env import env_json
 
     graph = run_program(config, fake_artifact(tmp_path), monkeypatch)
     functions = graph.of("aws:lambda/function:Function")
@@ -260,9 +260,9 @@ def test_every_functions_rendered_environment_is_accepted_by_the_handler(config,
         env = fn.inputs["environment"]["variables"]
         for name in ("HEADWATER_LOOKUP_TABLES", "HEADWATER_LOOKUP_KEYS", "HEADWATER_SECRETS"):
             monkeypatch.setenv(name, env[name])
-            assert isinstance(handler._env_json(name), dict), (fn.name, name, env[name])
+            assert isinstance(env_json(name), dict), (fn.name, name, env[name])
         monkeypatch.setenv("HEADWATER_LOOKUP_TABLES", env["HEADWATER_LOOKUP_TABLES"])
-        tables = handler._env_json("HEADWATER_LOOKUP_TABLES")
+        tables = env_json("HEADWATER_LOOKUP_TABLES")
         pipeline = fn.name.removesuffix("-function")
         spec = next(p for p in config["headwater:pipelines"] if p["name"] == pipeline)
         uses = {s.get("with", {}).get("table") for s in spec.get("transforms", [])} - {None}
@@ -284,3 +284,15 @@ def test_glue_table_has_the_row_id_column_for_de_duplication(graph):
     columns = {c["name"]: c["type"] for c in table.inputs["storageDescriptor"]["columns"]}
     assert columns["_headwater_id"] == "string"
     assert columns["value_cents"] == "bigint"
+
+
+def test_firehose_trust_uses_the_documented_external_id_condition(graph):
+    """Firehose assumes its role with the account id as sts:ExternalId (the Firehose
+    developer guide's trust policy); the function's role pins aws:SourceAccount."""
+    firehose = json.loads(graph.one("aws:iam/role:Role", "orders-firehose-role")
+                          .inputs["assumeRolePolicy"])["Statement"][0]
+    assert firehose["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert firehose["Condition"] == {"StringEquals": {"sts:ExternalId": "123456789012"}}
+    function = json.loads(graph.one("aws:iam/role:Role", "orders-role")
+                          .inputs["assumeRolePolicy"])["Statement"][0]
+    assert function["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}

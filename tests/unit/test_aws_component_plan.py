@@ -71,9 +71,12 @@ def test_overlapping_prefixes_in_one_bucket_are_refused(artifact, monkeypatch):
 
 
 def test_pipelines_sharing_an_existing_bucket_share_one_notification(artifact, monkeypatch):
-    config = config_with(orders={"source": {"prefix": "in/", "suffix": ".json", "bucket": "lake"}},
+    """With ``notifications: s3`` on an existing bucket (headwater then owns its whole
+    notification configuration), the pipelines share one configuration."""
+    config = config_with(orders={"source": {"prefix": "in/", "suffix": ".json", "bucket": "lake",
+                                            "notifications": "s3"}},
                          signups={"source": {"prefix": "in/", "suffix": ".csv", "bucket": "lake",
-                                             "format": "csv"}})
+                                             "format": "csv", "notifications": "s3"}})
     graph = run_program(config, artifact, monkeypatch)
     (note,) = graph.of("aws:s3/bucketNotification:BucketNotification")
     assert note.inputs["bucket"] == "lake"
@@ -127,10 +130,10 @@ def test_bad_overrides_are_refused_by_name(artifact, monkeypatch, overrides, exp
 
 
 def test_a_cloud_not_built_is_one_clear_error(artifact, monkeypatch):
-    config = {**example_config(), "headwater:cloud": "gcp"}
+    config = {**example_config(), "headwater:cloud": "azure"}
     with pytest.raises(pulumi.RunError) as err:
         run_program(config, artifact, monkeypatch)
-    assert str(err.value).count("\n") == 0 and "'gcp'" in str(err.value)
+    assert str(err.value).count("\n") == 0 and "'azure'" in str(err.value)
 
 
 def test_existing_lookup_table_is_read_not_created(artifact, monkeypatch):
@@ -255,9 +258,106 @@ def test_pipelines_feeding_each_other_in_a_ring_are_refused(artifact, monkeypatc
 
 def test_a_pipeline_reading_another_ones_output_is_a_chain_and_accepted(artifact, monkeypatch):
     graph = run_program(_chained(None), artifact, monkeypatch)
-    lake = graph.one("aws:s3/bucketNotification:BucketNotification", "trigger-lake-notification")
-    assert [(q["id"], q["filterPrefix"]) for q in lake.inputs["queues"]] == [("signups", "orders/")]
-    landing = graph.one("aws:s3/bucketNotification:BucketNotification",
-                        "trigger-landing-notification")
-    assert [(q["id"], q["filterPrefix"]) for q in landing.inputs["queues"]] == [
-        ("orders", "in/orders/")]
+    patterns = {r.name: json.loads(r.inputs["eventPattern"])
+                for r in graph.of("aws:cloudwatch/eventRule:EventRule")}
+    assert patterns["signups-objects"]["detail"] == {
+        "bucket": {"name": ["lake"]}, "object": {"key": [{"prefix": "orders/"}]}}
+    assert patterns["orders-objects"]["detail"] == {
+        "bucket": {"name": ["landing"]}, "object": {"key": [{"prefix": "in/orders/"}]}}
+
+
+def test_existing_bucket_gets_an_eventbridge_rule_and_keeps_its_notification_configuration(
+        artifact, monkeypatch):
+    """The default for an existing bucket: no BucketNotification (which would replace what
+    other systems configured there), an EventBridge rule on Object Created under the prefix
+    and suffix into the queue, undeliverable events to the DLQ."""
+    config = config_with(orders={"source": {"prefix": "in/raw/", "suffix": ".json.gz",
+                                            "bucket": "lake"}})
+    graph = run_program(config, artifact, monkeypatch)
+    assert not [n for n in graph.of("aws:s3/bucketNotification:BucketNotification")
+                if n.inputs.get("bucket") == "lake"]
+    rule = graph.one("aws:cloudwatch/eventRule:EventRule", "orders-objects")
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.s3"], "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["lake"]},
+                   "object": {"key": [{"wildcard": "in/raw/*.json.gz"}]}}}
+    target = graph.one("aws:cloudwatch/eventTarget:EventTarget", "orders-objects-target")
+    queue = graph.one("aws:sqs/queue:Queue", "orders-queue")
+    dlq = graph.one("aws:sqs/queue:Queue", "orders-dlq")
+    assert target.inputs["arn"].endswith(":orders-queue-abc1234")
+    assert target.inputs["deadLetterConfig"]["arn"].endswith(":orders-dlq-abc1234")
+    assert queue and dlq
+    for name in ("orders-queue-policy", "orders-dlq-policy"):
+        stmt = json.loads(graph.one("aws:sqs/queuePolicy:QueuePolicy", name)
+                          .inputs["policy"])["Statement"][0]
+        assert stmt["Principal"] == {"Service": "events.amazonaws.com"}
+        assert stmt["Condition"]["ArnEquals"]["aws:SourceArn"] == (
+            "arn:aws:events:eu-west-1:123456789012:rule/orders-objects-abc1234")
+
+
+def test_created_bucket_with_eventbridge_switches_eventbridge_delivery_on(artifact, monkeypatch):
+    config = config_with(orders={"source": {"prefix": "raw/orders/",
+                                            "notifications": "eventbridge"}})
+    graph = run_program(config, artifact, monkeypatch)
+    note = graph.one("aws:s3/bucketNotification:BucketNotification", "orders-notification")
+    assert note.inputs["eventbridge"] is True and not note.inputs.get("queues")
+
+
+def test_event_pattern_escapes_wildcard_characters_of_the_prefix_and_suffix():
+    from components.aws.pipeline import event_pattern
+
+    key = event_pattern("b", "in/a*b\\c/", ".x*")["detail"]["object"]["key"]
+    assert key == [{"wildcard": "in/a\\*b\\\\c/*.x\\*"}]
+    assert event_pattern("b", "in/")["detail"]["object"]["key"] == [{"prefix": "in/"}]
+
+
+def test_prefix_with_an_iam_wildcard_character_is_refused(artifact, monkeypatch):
+    config = config_with(orders={"source": {"prefix": "in/*raw/"}})
+    with pytest.raises(pulumi.RunError, match=r"source.prefix 'in/\*raw/' contains"):
+        run_program(config, artifact, monkeypatch)
+
+
+def test_python_outside_lambdas_runtimes_is_refused_listing_the_supported_ones(artifact,
+                                                                              monkeypatch):
+    from components.aws.checks import lambda_pythons
+
+    config = dict(config_with(), **{"headwater:python": "3.19"})
+    with pytest.raises(pulumi.RunError, match=r"headwater:python '3.19' is not a Lambda Python "
+                                              r"runtime.*supported: 3\.11, 3\.12"):
+        run_program(config, artifact, monkeypatch)
+    assert "3.12" in lambda_pythons() and "3.9" not in lambda_pythons()
+
+
+@pytest.mark.parametrize("name", ["xn--orders", "sthree-orders", "amzn-s3-demo-orders"])
+def test_pipeline_names_that_give_bucket_names_s3_refuses_are_refused(artifact, monkeypatch,
+                                                                      name):
+    config = config_with(orders={"name": name})
+    with pytest.raises(pulumi.RunError, match=f"the name starts with '{name.split('-')[0]}"):
+        run_program(config, artifact, monkeypatch)
+
+
+@pytest.mark.parametrize("table", ["my users", "users/eu"])
+def test_lookup_table_names_dynamodb_refuses_are_refused(artifact, monkeypatch, table):
+    steps = example_config()["headwater:pipelines"][0]["transforms"]
+    steps = [dict(s, **({"with": {**s["with"], "table": table}} if s["use"] == "enrich" else {}))
+             for s in steps]
+    with pytest.raises(pulumi.RunError, match=f"lookup table '{table}' cannot name a DynamoDB"):
+        run_program(config_with(orders={"transforms": steps}), artifact, monkeypatch)
+
+
+def test_pipelines_whose_glue_databases_collide_are_refused(artifact, monkeypatch):
+    config = config_with(orders={"name": "web-orders"}, signups={"name": "web_orders"})
+    with pytest.raises(pulumi.RunError, match=r"'web-orders' and 'web_orders' would share the "
+                                              r"Glue database 'headwater_aws_web_orders'"):
+        run_program(config, artifact, monkeypatch)
+
+
+def test_function_names_carry_the_project_and_keep_look_alike_stacks_apart():
+    from components.aws.checks import function_name
+
+    assert function_name("shop", "prod", "orders") == "shop-prod-orders"
+    dotted, dashed = function_name("shop", "prod.eu", "orders"), function_name("shop", "prod-eu", "orders")
+    assert dotted != dashed and dashed == "shop-prod-eu-orders"
+    assert function_name("a", "prod", "orders") != function_name("b", "prod", "orders")
+    long = function_name("p" * 40, "s" * 20, "orders")
+    assert len(long) <= 64 and long != function_name("p" * 40, "s" * 21, "orders")

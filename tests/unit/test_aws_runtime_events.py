@@ -101,3 +101,32 @@ def test_malformed_body_is_value_error_naming_the_problem(body, expected):
     with pytest.raises(ValueError, match=expected) as info:
         parse_body(body)
     assert "expected an S3 notification" in str(info.value)
+
+
+def test_eventbridge_s3_object_created_through_sqs(load):
+    """The S3 User Guide's EventBridge 'Object Created' event, delivered by a rule to SQS."""
+    (msg,) = parse_event(load("sqs_eventbridge_s3_object_created.json"))
+    note = parse_body(msg.body)
+    (ref,) = note.objects
+    assert not note.test
+    assert (ref.bucket, ref.key, ref.size) == ("amzn-s3-demo-bucket1", "example-key", 5)
+    assert ref.etag == "b1946ac92492d2347c6235b4d2611184"
+    assert ref.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
+    assert ref.created and ref.event_name == "ObjectCreated:PutObject"
+
+
+def test_eventbridge_key_is_taken_as_it_is_not_url_decoded(load):
+    body = json.loads(load("sqs_eventbridge_s3_object_created.json")["Records"][0]["body"])
+    body["detail"]["object"]["key"] = "raw/orders/a+b c%2B.ndjson"
+    (ref,) = parse_body(json.dumps(body)).objects
+    assert ref.key == "raw/orders/a+b c%2B.ndjson"
+
+
+def test_eventbridge_object_deleted_is_not_a_creation_and_bad_detail_names_the_shape(load):
+    body = json.loads(load("sqs_eventbridge_s3_object_created.json")["Records"][0]["body"])
+    body["detail-type"] = "Object Deleted"
+    (ref,) = parse_body(json.dumps(body)).objects
+    assert not ref.created
+    body["detail"] = {"bucket": {}}
+    with pytest.raises(ValueError, match="detail.bucket.name"):
+        parse_body(json.dumps(body))

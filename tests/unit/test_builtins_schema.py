@@ -163,3 +163,63 @@ def test_settings(settings, setting):
 def test_unknown_type_message_lists_known_types():
     with pytest.raises(SettingsError, match="'integer'.*int, float, decimal, str, bool, timestamp"):
         make(fields={"a": "integer"})
+
+
+# -- null tokens ---------------------------------------------------------------------------------
+
+
+def test_empty_field_is_null_for_non_string_types_by_default():
+    f = make(fields={"n": "int", "x": "float", "d": "decimal", "b": "bool", "t": "timestamp",
+                     "s": "str"})
+    out = f({"n": "", "x": " ", "d": "", "b": "", "t": "", "s": ""}, CTX)
+    assert out == {"n": None, "x": None, "d": None, "b": None, "t": None, "s": ""}
+
+
+def test_null_tokens_are_not_values_unless_listed():
+    with pytest.raises(ValueError, match="field 'n': expected int, got 'NA'"):
+        make(fields={"n": "int"})({"n": "NA"}, CTX)
+    assert make(fields={"s": "str"})({"s": "NA"}, CTX) == {"s": "NA"}
+
+
+def test_listed_null_values_become_null_in_every_type():
+    f = make(fields={"n": "int", "s": "str", "b": "bool"}, null_values=["NA", "N/A", "null"])
+    assert f({"n": "NA", "s": "N/A", "b": " null "}, CTX) == {"n": None, "s": None, "b": None}
+    assert f({"n": "", "s": "", "b": "yes"}, CTX) == {"n": None, "s": "", "b": True}
+    # tokens match case-sensitively: 'na' is text, not a listed token
+    assert f({"s": "na"}, CTX) == {"s": "na"}
+    with pytest.raises(ValueError, match="field 'n': expected int, got 'na'"):
+        f({"n": "na"}, CTX)
+
+
+def test_listing_the_empty_field_makes_it_null_in_string_fields_too():
+    f = make(fields={"s": "str"}, null_values=[""])
+    assert f({"s": ""}, CTX) == {"s": None}
+
+
+def test_required_counts_a_null_token_as_missing():
+    f = make(fields={"n": "int", "s": "str"}, required=True, null_values=["NA"])
+    with pytest.raises(ValueError, match=r"missing required field\(s\): n, s$"):
+        f({"n": "", "s": "NA"}, CTX)
+
+
+@pytest.mark.parametrize("value", ["NA", ["NA", 1], [None], ["NA", "NA"]])
+def test_null_values_setting_is_checked(value):
+    with pytest.raises(SettingsError) as info:
+        make(fields={"a": "int"}, null_values=value)
+    assert info.value.setting == "null_values"
+
+
+def test_real_dataset_with_missing_values_goes_through(tmp_path):
+    """statsmodels' Mauna Loa CO2 series (tests/data/README.md): 59 of its 2,284 weeks have
+    an empty ``co2`` field. Decoded as CSV and coerced, every row fits; the gaps are null."""
+    from pathlib import Path
+
+    from runtimes.core.formats import decode
+
+    data = (Path(__file__).parent.parent / "data" / "statsmodels_co2.csv").open("rb")
+    f = make(fields={"date": "int", "co2": "float"})
+    rows = [f(rec, CTX) for chunk in decode(data, key="co2.csv") for rec in chunk.records]
+    assert len(rows) == 2284
+    assert sum(r["co2"] is None for r in rows) == 59
+    assert rows[0] == {"date": 19580329, "co2": 316.1}
+    assert all(isinstance(r["co2"], float) for r in rows if r["co2"] is not None)

@@ -139,6 +139,18 @@ def test_transforms_new_never_overwrites(tmp_path):
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
 
 
+def test_transforms_new_warns_when_the_name_is_already_installed(tmp_path):
+    result = invoke("transforms", "new", "cents", "--dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "headwater-cents" / "pyproject.toml").is_file()
+    text = " ".join(result.output.split())
+    assert "warning: 'cents' is already an installed transform" in text
+    assert "transforms.builtins.cents:make" in text and "headwater" in text
+    assert "claimed twice" in text
+    fresh = invoke("transforms", "new", "brand_new_name", "--dir", str(tmp_path))
+    assert fresh.exit_code == 0 and "warning" not in fresh.output
+
+
 def test_scaffolded_package_installs_passes_its_tests_and_is_listed(tmp_path):
     assert invoke("transforms", "new", "tidy_text", "--dir", str(tmp_path)).exit_code == 0
     pkg = tmp_path / "headwater-tidy-text"

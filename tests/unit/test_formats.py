@@ -371,6 +371,24 @@ def test_csv_gzip_and_header_only():
     assert run(b"a,b\r\n", "h.csv") == ([], [], [])
 
 
+def test_csv_repeated_header_names_are_renamed_and_keep_every_value():
+    records, _, bad = run(b"id,name,name,name\n1,a,b,c\n", "dup.csv")
+    assert records == [{"id": "1", "name": "a", "name_2": "b", "name_3": "c"}]
+    assert bad == []
+
+
+def test_csv_renamed_header_skips_a_name_a_real_column_already_has():
+    # name_2 is a real column, so the second 'name' becomes name_3; nothing is overwritten
+    records, _, _ = run(b"name,name,name_2\na,b,c\n", "dup.csv")
+    assert records == [{"name": "a", "name_3": "b", "name_2": "c"}]
+
+
+def test_csv_header_renaming_is_deterministic_across_chunks():
+    data = b"k,k\n" + b"".join(b"%d,%d\n" % (i, -i) for i in range(5))
+    records, _, _ = run(data, "dup.csv", chunk_records=2)
+    assert records == [{"k": str(i), "k_2": str(-i)} for i in range(5)]
+
+
 # -- Parquet ------------------------------------------------------------------------------------------
 
 

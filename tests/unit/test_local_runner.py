@@ -373,3 +373,82 @@ def test_every_row_carries_a_stable_row_id(root, warehouse):
     con = duckdb.connect(str(again), read_only=True)
     assert sorted(r[0] for r in con.sql("select _headwater_id from orders").fetchall()) == sorted(ids)
     con.close()
+
+
+# -- stopping (Ctrl-C) --------------------------------------------------------------------
+
+
+class StoppingSink:
+    """Passes writes through; during the first write for ``key``, calls ``stop`` (the way a
+    Ctrl-C arrives in the middle of an object)."""
+
+    def __init__(self, inner, key, stop):
+        self.inner, self.key, self.stop = inner, key, stop
+        self.max_batch = inner.max_batch
+
+    def write(self, records):
+        failures = self.inner.write(records)
+        if self.inner.object_key == self.key:
+            self.stop()
+        return failures
+
+
+def stopped_run(root, warehouse, key, stop):
+    holder = {}
+    r = runner(root, warehouse, local_stack(sink_batch=2), pipelines=["orders"],
+               make_sink=lambda inner: StoppingSink(inner, key, lambda: stop(holder["r"])))
+    holder["r"] = r
+    return r.run()
+
+
+def assert_whole_objects_only(warehouse):
+    ledger = dict(sql(warehouse, "SELECT object_key, written FROM _headwater_ledger"))
+    rows = dict(sql(warehouse, "SELECT _headwater_object, count(*) FROM orders GROUP BY 1"))
+    assert rows == {k: n for k, n in ledger.items() if n}
+    return ledger
+
+
+@pytest.mark.parametrize("how", ["stop", "sigint"])
+def test_a_stop_mid_object_rolls_it_back_and_starts_nothing_else(root, warehouse, how):
+    import os
+    import signal
+
+    key = "raw/orders/2024-05-02.json"  # the second object
+    stop = (lambda r: r.stop()) if how == "stop" else (
+        lambda r: os.kill(os.getpid(), signal.SIGINT))
+    before = signal.getsignal(signal.SIGINT)
+    report = stopped_run(root, warehouse, key, stop)  # returns: no KeyboardInterrupt escapes
+
+    assert signal.getsignal(signal.SIGINT) is before  # the runner's handler is gone again
+    assert not report.ok and report.errors == []
+    assert (report.interrupted.pipeline, report.interrupted.key) == ("orders", key)
+    orders = by_name(report)["orders"]
+    assert (orders.objects, orders.failed) == (1, 0)
+    assert assert_whole_objects_only(warehouse) == {"raw/orders/2024-05-01.ndjson": 6}
+    # nothing of the stopped object was dead-lettered: it was not processed, only rolled back
+    assert {e["source"]["key"] for e in deadletters(root, "orders")} == {
+        "raw/orders/2024-05-01.ndjson"}
+
+    again = by_name(runner(root, warehouse, pipelines=["orders"]).run())["orders"]
+    assert (again.objects, again.skipped) == (4, 1)
+    assert sql(warehouse, "SELECT count(*), count(DISTINCT order_id) FROM orders")[0] == (24, 24)
+
+
+def test_a_stop_cuts_the_retry_pause_short(root, warehouse):
+    """A sink that is down makes the engine pause between attempts; a stop during a pause
+    ends the run there instead of retrying on and then blaming the sink."""
+
+    class DownSink:
+        max_batch = 500
+        writes = 0
+
+        def write(self, records):
+            DownSink.writes += 1
+            raise ConnectionError("warehouse went away")
+
+    r = local_runner(load_stack_file(STACK), root, warehouse, environ=ENV,
+                     pipelines=["orders"], make_sink=lambda inner: DownSink(),
+                     sleep=lambda seconds: r.stop())  # Ctrl-C during the first pause
+    report = r.run()
+    assert DownSink.writes == 1
+    assert report.interrupted.key == "raw/orders/2024-05-01.ndjson" and report.errors == []

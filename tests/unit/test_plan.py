@@ -28,6 +28,10 @@ EXPECTED_TYPES = {
             "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
             "aws:glue/catalogTable:CatalogTable", "aws:dynamodb/table:Table",
             "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup"},
+    "gcp": {"headwater:gcp:Pipeline", "gcp:storage/bucket:Bucket", "gcp:pubsub/topic:Topic",
+            "gcp:pubsub/subscription:Subscription", "gcp:storage/notification:Notification",
+            "gcp:cloudfunctionsv2/function:Function", "gcp:bigquery/dataset:Dataset",
+            "gcp:bigquery/table:Table", "gcp:serviceaccount/account:Account"},
 }
 
 

@@ -113,7 +113,12 @@ def test_unknown_name_without_close_match_gives_no_hint():
         ("scale", {"field": "n", "bogus": 1}, "bogus", "unknown setting (accepted: factor, field)"),
         ("scale", {"field": "n", "factor": -1}, "factor", "must be a positive integer"),
         ("picky", {"mode": "z"}, "mode", "mode: 'z' is not one of a, b"),
-        ("upper", {"x": 1}, "x", "transform 'upper' takes no settings"),
+        ("upper", {"x": 1}, "x",
+         "transform 'upper' is a record transform upper(record, ctx) (two positional "
+         "parameters without defaults), so it takes no settings (given: x). To take settings, "
+         "write a factory whose parameters are keyword-only or have defaults and that returns "
+         "the transform: def make(*, x=...): ... return upper (and point the entry point at "
+         "make), or mark it with @factory"),
     ],
 )
 def test_bad_settings_name_pipeline_step_and_setting(name, settings, setting, reason):

@@ -7,6 +7,7 @@ Usage in a pipeline spec::
         fields: {qty: int, price: decimal, paid: bool, at: timestamp}
         required: true
         extra: drop
+        null_values: [NA, "N/A", "null"]
 
     {"qty": "3", "price": "19.990", "paid": "yes", "at": 1714564800, "tmp": 1}
       ->  {"qty": 3, "price": "19.990", "paid": true, "at": "2024-05-01T12:00:00Z"}
@@ -14,7 +15,8 @@ Usage in a pipeline spec::
 Every output value is JSON-safe: ``decimal`` values become exact decimal text
 (``"19.990"`` stays ``"19.990"``), ``timestamp`` values UTC ISO 8601 text. A value that does
 not fit fails the record with a ``ValueError`` naming the field, the type and the value, e.g.
-``field 'qty': expected int, got '1.5'``; the record is left untouched.
+``field 'qty': expected int, got '1.5'``; the record is left untouched. Missing values
+written as text (an empty CSV field, or a listed token such as ``NA``) become ``null``.
 """
 
 from __future__ import annotations
@@ -187,7 +189,8 @@ TYPES: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def make(*, fields: dict[str, str], required: bool = False, extra: str = "keep"):
+def make(*, fields: dict[str, str], required: bool = False, extra: str = "keep",
+         null_values: list[str] | None = None):
     """Coerce each listed field to its declared type.
 
     Settings:
@@ -201,6 +204,11 @@ def make(*, fields: dict[str, str], required: bool = False, extra: str = "keep")
       otherwise a missing field is skipped and ``null`` stays ``null``.
     - ``extra``: what to do with fields not listed: ``keep`` (default), ``drop``, or
       ``error`` (fail the record, naming them).
+    - ``null_values``: texts that mean "no value" in every listed field, whatever its
+      type, e.g. ``[NA, "N/A", "null"]``; compared case-sensitively after stripping
+      surrounding spaces, and such a field becomes ``null``. Whatever is listed, an empty
+      (or blank) text is ``null`` for every type but ``str``; list ``""`` to make it
+      ``null`` in ``str`` fields too (by default a ``str`` field keeps ``""``).
 
     Example::
 
@@ -219,23 +227,31 @@ def make(*, fields: dict[str, str], required: bool = False, extra: str = "keep")
             )
     required = s.flag("required", required)
     extra = s.choice("extra", extra, ("keep", "drop", "error"))
+    tokens = frozenset(_null_values(null_values))
     plan = tuple((name, type_, TYPES[type_]) for name, type_ in spec.items())
     names = tuple(spec)
     listed = frozenset(spec)
 
     def schema(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        nulls: list[str] = []
+        for name, type_, _ in plan:
+            value = record.get(name)
+            if type(value) is str:
+                text = value.strip()
+                if text in tokens or (not text and type_ != "str"):
+                    nulls.append(name)
         if required:
-            missing = [n for n in names if record.get(n) is None]
+            missing = [n for n in names if record.get(n) is None or n in nulls]
             if missing:
                 raise ValueError(f"missing required field(s): {', '.join(missing)}")
         if extra == "error":
             unexpected = [k for k in record if k not in listed]
             if unexpected:
                 raise ValueError(f"unexpected field(s): {', '.join(map(str, unexpected))}")
-        out = []
+        out = [(name, None) for name in nulls]
         for name, type_, coerce in plan:
             value = record.get(name)
-            if value is None:
+            if value is None or name in nulls:
                 continue
             try:
                 out.append((name, coerce(value)))
@@ -251,3 +267,24 @@ def make(*, fields: dict[str, str], required: bool = False, extra: str = "keep")
         return record
 
     return schema
+
+
+def _null_values(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise SettingsError(
+            "null_values",
+            f"must be a list of texts such as [NA, \"N/A\", \"\"], got {s.type_name(value)} "
+            f"{s.short(value)}",
+        )
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise SettingsError(
+                "null_values", f"item {i} must be a text, got {s.type_name(item)} {s.short(item)}"
+            )
+        if item.strip() in out:
+            raise SettingsError("null_values", f"{item!r} is listed twice")
+        out.append(item.strip())
+    return out

@@ -171,3 +171,30 @@ def test_failure_mid_object_then_redelivery_writes_every_row_once(orders_stack, 
     assert len(ids) == 1300 == len(set(ids))
     assert sorted(int(re.match(r".*-(\d+)-0$", i).group(1)) for i in ids) == list(range(1, 1301))
     assert st.claim(st.raw, DAY + "big.ndjson")["status"]["S"] == "DONE"
+
+
+def test_existing_bucket_through_eventbridge_leaves_its_notifications_and_delivers(
+        orders_stack, fake_context):
+    """``source.notifications: eventbridge``: the bucket's notification configuration only
+    has EventBridge delivery on (another system's queue configuration stays); the rule
+    the component renders routes Object Created events under the prefix to the queue; the
+    handler reads the EventBridge body shape."""
+    from components.aws.pipeline import event_pattern
+
+    st = orders_stack
+    events = __import__("boto3").client("events", region_name="us-east-1")
+    st.s3.put_bucket_notification_configuration(Bucket=st.raw, NotificationConfiguration={
+        "EventBridgeConfiguration": {}})
+    st.receive()  # drain what the fixture's own notification configuration produced
+    events.put_rule(Name="orders-objects",
+                    EventPattern=json.dumps(event_pattern(st.raw, st.spec.source.prefix)))
+    events.put_targets(Rule="orders-objects", Targets=[{"Id": "queue", "Arn": st.queue_arn}])
+    st.put(DAY + "a b+c.ndjson", GOOD)
+    st.put("elsewhere/x.ndjson", GOOD)  # outside the prefix: the rule does not match
+    messages = st.receive()
+    assert [json.loads(m["Body"])["detail-type"] for m in messages] == ["Object Created"]
+
+    result = handler.handler(st.event(messages), fake_context(120_000))
+
+    assert _failures(result) == []
+    assert sorted(r["order_id"] for r in st.delivered()) == ["1", "2", "3"]
