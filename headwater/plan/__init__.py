@@ -41,6 +41,15 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "aws:iam/role:Role": ("name", "description"),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("metricName", "threshold"),
     "aws:s3/bucketNotification:BucketNotification": ("bucket",),
+    "gcp:storage/bucket:Bucket": ("name", "location"),
+    "gcp:pubsub/topic:Topic": ("name",),
+    "gcp:pubsub/subscription:Subscription": ("name", "ackDeadlineSeconds"),
+    "gcp:storage/notification:Notification": ("bucket", "objectNamePrefix"),
+    "gcp:cloudfunctionsv2/function:Function": ("name", "location"),
+    "gcp:bigquery/dataset:Dataset": ("datasetId", "location"),
+    "gcp:bigquery/table:Table": ("datasetId", "tableId"),
+    "gcp:serviceaccount/account:Account": ("accountId",),
+    "gcp:firestore/database:Database": ("name", "locationId"),
 }
 _DEFAULT_KEYS = ("name", "bucket")
 

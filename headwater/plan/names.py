@@ -2,7 +2,7 @@
 prefixes and suffixes. A name the cloud refuses otherwise passes every mock and fails
 only in a real deployment.
 
-One table per cloud (:data:`AWS` ...), merged into :data:`NAME_RULES`: resource type ->
+One table per cloud (:data:`AWS`, :data:`GCP` ...), merged into :data:`NAME_RULES`: resource type ->
 property -> :class:`NameRule`. A ``...Prefix`` property is checked as a prefix (the
 provider appends a unique suffix, so its room is the name's minus that suffix). Where the
 program sets no name, Pulumi derives one from the logical name (``<logical>-<7 chars>``);
@@ -18,7 +18,7 @@ from typing import Any
 
 from .violation import Violation
 
-__all__ = ["AUTONAMED", "AWS", "NAME_RULES", "NameRule", "name_violations"]
+__all__ = ["AUTONAMED", "AWS", "GCP", "NAME_RULES", "NameRule", "name_violations"]
 
 AUTONAME_SUFFIX = 8  # Pulumi's autonaming appends "-" and 7 random characters
 
@@ -117,6 +117,38 @@ AWS: dict[str, dict[str, NameRule]] = {
     "aws:sns/topic:Topic": {"name": _TOPIC, "namePrefix": _as_prefix(_TOPIC, r"[A-Za-z0-9_-]+")},
 }
 
+_GCS_BUCKET = NameRule(
+    "Cloud Storage bucket name", 3, 63, r"[a-z0-9][a-z0-9._-]*[a-z0-9]",
+    "lower-case letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+    reserved_prefixes=("goog",),
+    forbidden=((r"google|g00gle", "contains 'google', which Cloud Storage reserves"),
+               (r"\.\.", "has two adjacent periods"),
+               (r"^\d{1,3}(\.\d{1,3}){3}$", "is formatted as an IP address")))
+_PUBSUB = NameRule("Pub/Sub topic or subscription name", 3, 255, r"[A-Za-z][A-Za-z0-9._~+%-]*",
+                   "letters, digits and '-_.~+%', starting with a letter",
+                   reserved_prefixes=("goog",))
+_GCF = NameRule("Cloud Functions name", 1, 63, r"[a-z]([a-z0-9-]*[a-z0-9])?",
+                "lower-case letters, digits and '-', starting with a letter, not ending with '-'")
+_SERVICE_ACCOUNT = NameRule("service account id", 6, 30, r"[a-z]([a-z0-9-]*[a-z0-9])?",
+                            "lower-case letters, digits and '-', starting with a letter")
+_DATASET = NameRule("BigQuery dataset id", 1, 1024, r"[A-Za-z0-9_]+",
+                    "letters, digits and '_'")
+_BQ_TABLE = NameRule("BigQuery table id", 1, 1024, r"[\w -]+",
+                     "letters, digits, '_', '-' and spaces")
+_FIRESTORE = NameRule("Firestore database id", 4, 63, r"[a-z][a-z0-9-]*[a-z0-9]|\(default\)",
+                      "lower-case letters, digits and '-', starting with a letter")
+
+GCP: dict[str, dict[str, NameRule]] = {
+    "gcp:storage/bucket:Bucket": {"name": _GCS_BUCKET},
+    "gcp:pubsub/topic:Topic": {"name": _PUBSUB},
+    "gcp:pubsub/subscription:Subscription": {"name": _PUBSUB},
+    "gcp:cloudfunctionsv2/function:Function": {"name": _GCF},
+    "gcp:serviceaccount/account:Account": {"accountId": _SERVICE_ACCOUNT},
+    "gcp:bigquery/dataset:Dataset": {"datasetId": _DATASET},
+    "gcp:bigquery/table:Table": {"datasetId": _DATASET, "tableId": _BQ_TABLE},
+    "gcp:firestore/database:Database": {"name": _FIRESTORE},
+}
+
 # type -> (the property Pulumi autonames, the property that replaces autonaming)
 AUTONAMED: dict[str, tuple[str, str]] = {
     "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix"),
@@ -127,9 +159,12 @@ AUTONAMED: dict[str, tuple[str, str]] = {
     "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": ("name", ""),
     "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
     "aws:sns/topic:Topic": ("name", "namePrefix"),
+    "gcp:storage/bucket:Bucket": ("name", ""),
+    "gcp:pubsub/topic:Topic": ("name", ""),
+    "gcp:pubsub/subscription:Subscription": ("name", ""),
 }
 
-NAME_RULES: dict[str, dict[str, NameRule]] = {**AWS}
+NAME_RULES: dict[str, dict[str, NameRule]] = {**AWS, **GCP}
 
 
 def _fix(rule: NameRule, prop: str) -> str:

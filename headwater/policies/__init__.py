@@ -22,6 +22,7 @@ offline plan knows every value.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,25 @@ def is_reference(value: Any) -> bool:
     return isinstance(value, str) and (value == "" or bool(_REFERENCE.match(value)))
 
 
+# headwater's own variables whose values are references, never secrets
+REFERENCE_VARIABLES = {
+    "HEADWATER_SECRETS": "logical name -> secret name, ARN or resource name",
+    "HEADWATER_LOOKUP_KEYS": "lookup table -> key attribute name",
+}
+
+
+def is_reference_map(name: str, value: Any) -> bool:
+    """One of :data:`REFERENCE_VARIABLES` holding what it should: a JSON object of names."""
+    if name not in REFERENCE_VARIABLES:
+        return False
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(parsed, dict) and all(
+        isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9/_+=.@:-]+", v) for v in parsed.values())
+
+
 def of_type(resources: Sequence[Any], *types: str) -> Iterator[Any]:
     return (r for r in resources if r.resource_type in types)
 
@@ -200,4 +220,4 @@ def pack_policies() -> list[Any]:
 
 
 # Each cloud's checks join the rules above when its module is imported.
-from . import aws  # noqa: E402,F401
+from . import aws, gcp  # noqa: E402,F401

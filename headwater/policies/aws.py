@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import get, is_reference, is_secret_name, of_type, prefixes_overlap, rule
+from . import get, is_reference, is_reference_map, is_secret_name, of_type, prefixes_overlap, rule
 
 __all__ = ["wildcard_problems"]
 
@@ -39,11 +39,6 @@ ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
 PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
 BLOCK_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
                "restrictPublicBuckets")
-# headwater's own variables whose values are references, never secrets
-REFERENCE_VARIABLES = {
-    "HEADWATER_SECRETS": "logical name -> Secrets Manager secret name or ARN",
-    "HEADWATER_LOOKUP_KEYS": "lookup table -> key attribute name",
-}
 
 _S3_PREFIX = re.compile(r"^arn:[a-z-]+:s3:::[a-z0-9][a-z0-9.-]*/[^*?]+\*$")
 _LOG_STREAMS = re.compile(
@@ -257,23 +252,11 @@ def plain_secrets(res: Any) -> Iterator[tuple[Any, str, str]]:
     variables = get(res.props, "environment", "variables", default={})
     for name in variables:
         value = variables[name]
-        if not is_secret_name(name) or is_reference(value):
-            continue
-        if name in REFERENCE_VARIABLES and _is_reference_map(value):
+        if not is_secret_name(name) or is_reference(value) or is_reference_map(name, value):
             continue
         yield (res, f"environment variable {name} holds a literal value",
                "keep the value in Secrets Manager and pass its name or ARN (pipelines: "
                "secrets: {name: <secret name or ARN>})")
-
-
-def _is_reference_map(value: Any) -> bool:
-    """A JSON object of names (headwater's reference variables), never values."""
-    try:
-        parsed = json.loads(value)
-    except (TypeError, ValueError):
-        return False
-    return isinstance(parsed, dict) and all(
-        isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9/_+=.@:-]+", v) for v in parsed.values())
 
 
 @rule("timeout-below-visibility").check

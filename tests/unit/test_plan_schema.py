@@ -76,6 +76,15 @@ def test_whole_numbers_pass_as_int_fractions_do_not_and_components_and_reads_are
     ("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream", "name", "s" * 65,
      "has 65 characters"),
     ("aws:cloudwatch/logGroup:LogGroup", "name", "aws/orders", "starts with 'aws/'"),
+    ("gcp:storage/bucket:Bucket", "name", "goog-orders", "starts with 'goog'"),
+    ("gcp:storage/bucket:Bucket", "name", "my-google-raw", "contains 'google'"),
+    ("gcp:storage/bucket:Bucket", "name", "Orders-Raw", "breaks the character rule"),
+    ("gcp:pubsub/topic:Topic", "name", "1orders", "breaks the character rule"),
+    ("gcp:pubsub/subscription:Subscription", "name", "goog-sub", "starts with 'goog'"),
+    ("gcp:cloudfunctionsv2/function:Function", "name", "orders_fn", "breaks the character rule"),
+    ("gcp:serviceaccount/account:Account", "accountId", "hw-fn", "has 5 characters"),
+    ("gcp:bigquery/dataset:Dataset", "datasetId", "orders-ds", "breaks the character rule"),
+    ("gcp:firestore/database:Database", "name", "Users", "breaks the character rule"),
 ])
 def test_each_naming_rule_refuses_what_the_service_refuses(typ, prop, value, text):
     (found,) = name_violations([Res(typ, "r", {prop: value})])
@@ -90,6 +99,10 @@ def test_each_naming_rule_refuses_what_the_service_refuses(typ, prop, value, tex
     ("aws:lambda/function:Function", "name", "headwater-aws-orders"),
     ("aws:cloudwatch/logGroup:LogGroup", "name", "/aws/lambda/headwater-aws-orders"),
     ("aws:glue/catalogDatabase:CatalogDatabase", "name", "headwater_aws_orders"),
+    ("gcp:storage/bucket:Bucket", "name", "orders-raw_2024.eu"),
+    ("gcp:pubsub/topic:Topic", "name", "orders-topic~1"),
+    ("gcp:serviceaccount/account:Account", "accountId", "hw-orders-fn"),
+    ("gcp:firestore/database:Database", "name", "(default)"),
 ])
 def test_names_the_service_accepts_pass(typ, prop, value):
     assert name_violations([Res(typ, "r", {prop: value})]) == []

@@ -263,3 +263,62 @@ def test_the_insecure_example_fails_with_the_expected_messages():
     assert ("tls-only", "scratch", "accepts requests without TLS") in got
     assert ("no-plain-secrets", "orders-function",
             "environment variable PAYMENTS_API_TOKEN holds a literal value") in got
+
+
+# -- GCP rows ----------------------------------------------------------------------------
+
+GCS = "gcp:storage/bucket:Bucket"
+SUB = "gcp:pubsub/subscription:Subscription"
+
+
+def test_gcp_buckets_must_prevent_public_access_and_nobody_is_granted_to_all_users():
+    open_bucket = res(GCS, "raw", name="raw-1", uniformBucketLevelAccess=False)
+    grant = res("gcp:storage/bucketIAMMember:BucketIAMMember", "public", bucket="raw-1",
+                role="roles/storage.objectViewer", member="allUsers")
+    msgs = found([open_bucket, grant], "no-public-access")
+    assert "raw: does not enforce public access prevention | set " \
+           "public_access_prevention='enforced'" in msgs
+    assert "raw: allows object ACLs (uniform bucket-level access is off) | set " \
+           "uniform_bucket_level_access=True" in msgs
+    assert "public: grants roles/storage.objectViewer to allUsers | grant named principals " \
+           "only" in msgs
+    closed = res(GCS, "raw", name="raw-1", uniformBucketLevelAccess=True,
+                 publicAccessPrevention="enforced")
+    assert found([closed], "no-public-access") == []
+
+
+def test_gcp_primitive_project_roles_are_refused():
+    editor = res("gcp:projects/iAMMember:IAMMember", "fn-editor", project="p",
+                 role="roles/editor", member="serviceAccount:fn@p.iam.gserviceaccount.com")
+    (msg,) = found([editor], "iam-no-wildcards")
+    assert msg.startswith("fn-editor: grants the primitive role roles/editor to "
+                          "serviceAccount:fn@p.iam.gserviceaccount.com | grant a predefined "
+                          "role scoped to the resource it needs")
+    viewer = res("gcp:projects/iAMMember:IAMMember", "fn-lookups", project="p",
+                 role="roles/datastore.viewer", member="serviceAccount:fn@p")
+    assert found([viewer], "iam-no-wildcards") == []
+
+
+def test_gcp_push_subscriptions_need_a_dead_letter_topic_that_is_read():
+    push = res(SUB, "push", topic="projects/p/topics/in", pushConfig={"pushEndpoint": "https://f"})
+    msgs = found([push], "dead-letter")
+    assert msgs == ["push: pushes without a dead-letter policy, so a message that keeps "
+                    "failing is retried until it expires | set dead_letter_policy="
+                    "{dead_letter_topic: <a topic>, max_delivery_attempts: N}"]
+    push.outputs["deadLetterPolicy"] = {"deadLetterTopic": "projects/p/topics/dl",
+                                        "maxDeliveryAttempts": 5}
+    (lost,) = found([push], "dead-letter")
+    assert lost.startswith("push: dead-letters to projects/p/topics/dl, which no subscription "
+                           "reads, so dead-lettered messages are lost")
+    reader = res(SUB, "dl-sub", topic="projects/p/topics/dl")
+    assert found([push, reader], "dead-letter") == []
+
+
+def test_gcp_function_environment_holds_no_literal_secrets():
+    fn = res("gcp:cloudfunctionsv2/function:Function", "fn", name="fn", serviceConfig={
+        "environmentVariables": {"WEBHOOK_SECRET": "s3cr3t",
+                                 "HEADWATER_SECRETS": json.dumps({"k": "projects/p/secrets/k"}),
+                                 "DB_PASSWORD": "projects/p/secrets/db/versions/1"}})
+    (msg,) = found([fn], "no-plain-secrets")
+    assert msg.startswith("fn: environment variable WEBHOOK_SECRET holds a literal value | "
+                          "keep the value in Secret Manager")
