@@ -1,4 +1,4 @@
-"""The ``headwater`` command line: run, validate, package, transforms list / new."""
+"""The ``headwater`` command line: run, validate, plan, package, transforms list / new."""
 
 from __future__ import annotations
 
@@ -102,19 +102,8 @@ def load_stack(stack: str, project_dir: Path):  # -> StackConfig
 def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> None:
     """Check the stack config, every transform's settings and the cloud's own rules (the
     checks `pulumi preview` runs first); touches no data and needs no credentials."""
-    from transforms.registry import RegistryError, default_registry
-
     config = load_stack(stack, project_dir)
-    registry = default_registry()
-    problems = []
-    for p in config.pipelines:  # every step of every pipeline: all problems in one run
-        for index, step in enumerate(p.transforms):
-            try:
-                registry.build(step.use, step.with_, pipeline=p.name, step=index)
-            except RegistryError as exc:
-                problems.append(str(exc))
-    if problems:
-        raise fail("\n".join(problems))
+    _check_transforms(config)
     if config.cloud != "local":
         _check_cloud_rules(stack, project_dir)
     table = Table(title=escape(f"stack {stack} ({config.cloud})"))
@@ -128,6 +117,22 @@ def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> 
     console.print(f"[green]ok[/]: {len(config.pipelines)} pipeline(s) valid")
 
 
+def _check_transforms(config) -> None:  # config: StackConfig
+    """Every step of every pipeline built with its settings: all problems in one run."""
+    from transforms.registry import RegistryError, default_registry
+
+    registry = default_registry()
+    problems = []
+    for p in config.pipelines:
+        for index, step in enumerate(p.transforms):
+            try:
+                registry.build(step.use, step.with_, pipeline=p.name, step=index)
+            except RegistryError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise fail("\n".join(problems))
+
+
 def _check_cloud_rules(stack: str, project_dir: Path) -> None:
     """The cloud's plan-time rules, by running the Pulumi program in check-only mode (the
     CLI never imports the components: it runs the program, as `pulumi` does)."""
@@ -137,6 +142,64 @@ def _check_cloud_rules(stack: str, project_dir: Path) -> None:
         check_program(stack, project_dir)
     except ProgramError as exc:
         raise fail(str(exc)) from None
+
+
+@app.command(cls=_Command)
+def plan(
+    stack: StackOpt,
+    project_dir: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable plan")] = False,
+) -> None:
+    """Evaluate the Pulumi program for the stack under its cloud's mocks (no credentials,
+    no network): the resource tree, a count per type, and every breach of the provider
+    SDK's schema, the cloud's naming rules and the policy rules. Exits 1 on any."""
+    from headwater.plan import ProgramError, plan_stack
+
+    config = load_stack(stack, project_dir)
+    _check_transforms(config)
+    try:
+        result = plan_stack(stack, project_dir)
+    except ProgramError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2, sort_keys=False) + "\n")
+    else:
+        _print_plan(result, f"stack {stack} ({config.cloud})")
+    if result.violations:
+        raise typer.Exit(1)
+
+
+def _print_plan(result, title: str) -> None:  # result: headwater.plan.Plan
+    from rich.tree import Tree
+
+    tree = Tree(escape(title))
+
+    def add(branch: Tree, node: dict) -> None:
+        props = ", ".join(f"{k}={json.dumps(v)}" for k, v in node["properties"].items())
+        label = f"[bold]{escape(node['type'])}[/] {escape(node['name'])}"
+        label += " [dim](existing, read)[/]" if node["read"] else ""
+        label += f"  [dim]{escape(props)}[/]" if props else ""
+        sub = branch.add(label)
+        for child in node["children"]:
+            add(sub, child)
+
+    for node in result.tree():
+        add(tree, node)
+    console.print(tree)
+    counts = Table(title="resources per type")
+    counts.add_column("type")
+    counts.add_column("count", justify="right")
+    for typ, n in result.counts().items():
+        counts.add_row(escape(typ), str(n))
+    console.print(counts)
+    for v in result.violations:
+        err.print(f"[bold red]violation[/] {escape(str(v))}", highlight=False, soft_wrap=True)
+    total = len(result.resources)
+    if result.violations:
+        err.print(f"[bold red]{len(result.violations)} violation(s)[/] in {total} resources",
+                  highlight=False)
+    else:
+        console.print(f"[green]ok[/]: {total} resources, 0 violations", highlight=False)
 
 
 @transforms_app.command("list", cls=_Command)

@@ -18,9 +18,10 @@ from ..artifacts import ArtifactFor, artifact_path, packaged
 from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
 from .code import ArtifactStore
+from .mocks import AwsMocks as Mocks
 from .pipeline import Pipeline, PipelineArgs
 
-__all__ = ["CHILDREN", "ArtifactStore", "BucketTrigger", "Pipeline", "PipelineArgs",
+__all__ = ["CHILDREN", "ArtifactStore", "BucketTrigger", "Mocks", "Pipeline", "PipelineArgs",
            "PlanError", "check_pipeline", "check_stack", "deploy_stack"]
 
 
