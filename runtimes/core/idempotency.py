@@ -65,7 +65,9 @@ def refusal(status: str | None) -> str:
 class ClaimStore(Protocol):
     """A cloud's record of object versions (see the module docstring)."""
 
-    resume_from: dict[str, int] | None
+    @property
+    def resume_from(self) -> dict[str, int] | None:
+        """The checkpoint the last ``GO`` claim found, or None."""
 
     def claim(self, key: str, lease_s: float) -> tuple[str, str | None]:
         """``(GO, token)`` when the caller owns ``key`` now (then :attr:`resume_from` is
