@@ -351,21 +351,36 @@ def idempotent_stack(orders_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> St
     return orders_stack
 
 
+@dataclass
+class Served:
+    url: str
+    statuses: list[int] = field(default_factory=list)  # of every response, in order
+
+
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+def served(tmp_path: Path) -> Iterator[Served]:
     """The function served by the real functions-framework app on a werkzeug HTTP server
-    (threaded, 127.0.0.1, a free port), from an artifact-style ``main.py``; its URL."""
+    (threaded, 127.0.0.1, a free port), from an artifact-style ``main.py``."""
     import functions_framework
     from werkzeug.serving import make_server
 
     source = tmp_path / "served_main.py"
     source.write_text("from runtimes.gcp.main import handle  # noqa: F401\n", encoding="utf-8")
     app = functions_framework.create_app("handle", str(source))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    out = Served("")
+
+    def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, *args: Any) -> Any:
+            out.statuses.append(int(status.split()[0]))
+            return start_response(status, *args)
+        return app(environ, start)
+
+    server = make_server("127.0.0.1", 0, recording, threaded=True)
+    out.url = f"http://127.0.0.1:{server.server_port}/"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/"
+        yield out
     finally:
         server.shutdown()
         thread.join(10)

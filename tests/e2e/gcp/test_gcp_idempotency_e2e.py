@@ -52,8 +52,8 @@ def test_the_same_notification_twice_is_written_once(idempotent_stack, served):
     st = idempotent_stack
     blob = st.put(DAY + "good.ndjson", GOOD)
     body = st.push_body(blob)
-    assert _post(served, body) == 204
-    assert _post(served, body) == 204
+    assert _post(served.url, body) == 204
+    assert _post(served.url, body) == 204
     assert len(st.bigquery.requests) == 1 and len(_accepted_rows(st)) == 3
     (doc,) = _docs(st)
     assert doc["status"] == "DONE" and doc["written"] == 3
@@ -74,17 +74,17 @@ def test_concurrent_deliveries_one_works_the_other_is_told_to_retry(idempotent_s
 
     st.bigquery.reject = hold
     first: list[int] = []
-    worker = threading.Thread(target=lambda: first.append(_post(served, body)))
+    worker = threading.Thread(target=lambda: first.append(_post(served.url, body)))
     worker.start()
     try:
         assert inside.wait(30)
-        assert _post(served, {**body, "message": {**body["message"], "messageId": "2"}}) == 409
+        assert _post(served.url, {**body, "message": {**body["message"], "messageId": "2"}}) == 409
     finally:
         go.set()
         worker.join(30)
     assert first == [204]
     assert len(st.bigquery.requests) == 1 and len(_accepted_rows(st)) == 3
-    assert _post(served, body) == 204  # a later redelivery finds it done
+    assert _post(served.url, body) == 204  # a later redelivery finds it done
     assert len(st.bigquery.requests) == 1
 
 
@@ -102,20 +102,20 @@ def test_a_failure_mid_object_then_redelivery_writes_every_row_once(idempotent_s
     body = st.push_body(blob)
     down = True
     st.bigquery.fail = lambda k: 403 if down and k >= 2 else None
-    assert _post(served, body) == 500
+    assert _post(served.url, body) == 500
     assert [len(q["rows"]) for q in st.bigquery.requests] == [500]
     (doc,) = _docs(st)
     assert doc["status"] == "FAILED" and doc["checkpoint"] == {"outputs": 500, "entries": 0}
 
     down = False
-    assert _post(served, body) == 204
+    assert _post(served.url, body) == 204
     ids = _accepted_rows(st)
     assert [len(q["rows"]) for q in st.bigquery.requests] == [500, 500, 200]
     assert len(ids) == n and len(set(ids)) == n  # every row accepted once, none twice
     assert len(st.bigquery.rows) == n
     (doc,) = _docs(st)
     assert doc["status"] == "DONE" and doc["checkpoint"] == {"outputs": n, "entries": 0}
-    assert _post(served, body) == 204 and len(st.bigquery.requests) == 3
+    assert _post(served.url, body) == 204 and len(st.bigquery.requests) == 3
 
 
 class _Clock:
