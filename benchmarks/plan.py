@@ -1,8 +1,8 @@
 """Figure 6: wall time to evaluate the Pulumi program under mocks, by pipeline count.
 
-The program is what ``__main__.py`` runs (``components.aws.deploy_stack``) with the real
-``pulumi_aws`` SDK under ``pulumi.runtime.set_mocks``, as the unit tests do; the mocks
-answer each registration with AWS-shaped names and ARNs. ``artifact_for`` returns one
+The program is what ``__main__.py`` runs (``components.<cloud>.deploy_stack``) with the
+real ``pulumi_aws`` / ``pulumi_gcp`` SDK under ``pulumi.runtime.set_mocks``, as the unit
+tests do; the mocks answer each registration with names and ids in the cloud's shapes. ``artifact_for`` returns one
 prebuilt zip, so packaging is not part of the figure (figure 5 measures it).
 
 Two measurements: in one process after a warm-up (the program alone, as the tests run
@@ -26,8 +26,10 @@ from pathlib import Path
 from ._common import ROOT, Config, Figure, Target
 from .artifacts import PIPELINE
 
+REGIONS = {"aws": "eu-west-1", "gcp": "europe-west1"}
 
-def _stack(n: int):
+
+def _stack(n: int, cloud: str = "aws"):
     from headwater.spec import parse_stack
 
     pipelines = []
@@ -37,24 +39,34 @@ def _stack(n: int):
         p["source"]["prefix"] = f"raw/orders{i:02d}/"
         p["sink"]["table"] = f"orders{i:02d}"
         pipelines.append(p)
-    return parse_stack({"cloud": "aws", "region": "eu-west-1", "pipelines": pipelines})
+    return parse_stack({"cloud": cloud, "region": REGIONS[cloud], "pipelines": pipelines})
 
 
-def plan_once(n: int, artifact: Path, collect: bool = True) -> tuple[float, int]:
+def _program(cloud: str):
+    """(deploy_stack, a fresh mocks instance) of one cloud's components."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if cloud == "gcp":
+            from components.gcp import deploy_stack
+            from components.gcp.mocks import GcpMocks
+
+            return deploy_stack, GcpMocks()
+        from components.aws import deploy_stack
+        from components.aws.mocks import AwsMocks
+
+        return deploy_stack, AwsMocks()
+
+
+def plan_once(n: int, artifact: Path, collect: bool = True,
+              cloud: str = "aws") -> tuple[float, int]:
     """Evaluate the program for ``n`` pipelines; (wall seconds, resources registered).
 
     ``collect=False`` turns the cyclic garbage collector off while the program runs.
     """
     import pulumi
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from components.aws import deploy_stack
-
-    stack = _stack(n)
-    from components.aws.mocks import AwsMocks
-
-    mocks = AwsMocks()
+    deploy_stack, mocks = _program(cloud)
+    stack = _stack(n, cloud)
     pulumi.runtime.settings.set_root_resource(None)
     pulumi.runtime.set_mocks(mocks, project="headwater", stack="bench", preview=True)
 
@@ -78,15 +90,15 @@ CHILD = """
 import sys
 from pathlib import Path
 from benchmarks.plan import plan_once
-print("@@%d" % plan_once(int(sys.argv[1]), Path(sys.argv[2]))[1])
+print("@@%d" % plan_once(int(sys.argv[1]), Path(sys.argv[2]), cloud=sys.argv[3])[1])
 """
 
 
-def fresh_once(n: int, artifact: Path) -> tuple[float, int]:
+def fresh_once(n: int, artifact: Path, cloud: str = "aws") -> tuple[float, int]:
     """A new interpreter imports the program's modules and evaluates it for ``n``
     pipelines; (wall seconds of the whole process, resources registered)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(n), str(artifact)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(n), str(artifact), cloud], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -119,6 +131,37 @@ MODES = (
 )
 
 
+def _gcp_rows(fig: Figure, artifact: Path, sizes: tuple[int, ...], rounds: int) -> None:
+    """The GCP program (``components.gcp``, ``pulumi_gcp`` under GcpMocks), in process and
+    in a fresh interpreter, in the same interleaved rounds as AWS's."""
+    modes = MODES[:2]
+    plan_once(1, artifact, cloud="gcp")  # its imports and first-use caches out of the way
+    times = {(m, n): [] for m, _ in modes for n in sizes}
+    counts: dict[int, int] = {}
+    for _ in range(rounds):
+        for mode, _run in modes:
+            for n in sizes:
+                if mode == modes[0][0]:
+                    t, counts[n] = plan_once(n, artifact, cloud="gcp")
+                else:
+                    t, counts[n] = fresh_once(n, artifact, "gcp")
+                times[mode, n].append(t)
+    ratios = {}
+    for mode, _ in modes:
+        one = times[mode, sizes[0]]
+        for n in sizes:
+            med = statistics.median(times[mode, n])
+            ratios[mode] = statistics.median(a / b for a, b in zip(times[mode, n], one,
+                                                                   strict=True))
+            fig.rows.append(["gcp", mode, str(n), str(counts[n]), f"{med * 1000:.0f}",
+                             f"{med * 1000 / n:.0f}", f"{ratios[mode]:.2f}x"])
+    inproc, fresh = (m for m, _ in modes)
+    fig.notes.append(
+        f"GCP: {counts[sizes[0]]} resources per pipeline; {sizes[-1]} pipelines take "
+        f"{ratios[inproc]:.2f}x one in process and {ratios[fresh]:.2f}x in a fresh "
+        "interpreter (no target is set for GCP; the GC diagnosis is AWS's only).")
+
+
 def figure_plan(cfg: Config) -> Figure:
     from .artifacts import built_clouds
 
@@ -128,6 +171,7 @@ def figure_plan(cfg: Config) -> Figure:
     artifact = cfg.workdir / "plan-function.zip"
     with zipfile.ZipFile(artifact, "w") as zf:
         zf.writestr("runtimes/aws/handler.py", "def handler(event, context):\n    return {}\n")
+        zf.writestr("main.py", "def handle(request):\n    return '', 204\n")
     sizes = cfg.plan_sizes
     if "aws" not in built_clouds():
         fig.not_measured = "no cloud component is built"
@@ -188,9 +232,13 @@ def figure_plan(cfg: Config) -> Figure:
             "interpreter start-up and importing pulumi, pulumi_aws and the program's modules "
             f"are paid once per run ({per[fresh, small] - per[inproc, small]:.0f} ms here, the "
             "difference between the two one-pipeline rows) and dominate a one-pipeline run.")
+    built = built_clouds()
+    if "gcp" in built:
+        _gcp_rows(fig, artifact, sizes, rounds)
     for cloud in ("gcp", "azure"):
-        fig.rows.append([cloud, "-", "-", "-", "not measured: this cloud is not built in "
-                         "headwater yet", "-", "-"])
+        if cloud not in built:
+            fig.rows.append([cloud, "-", "-", "-", "not measured: this cloud is not built in "
+                             "headwater yet", "-", "-"])
     order = ", ".join(map(str, sizes))
     fig.notes.append(
         f"{rounds} interleaved rounds (each measurement in turn, {order} pipelines each); the "
