@@ -27,9 +27,12 @@ FIGURES: list[tuple[int, str, str]] = [
     (5, "artifacts", "figure_artifact"),
     (6, "plan", "figure_plan"),
     (7, "sink", "figure_sink"),
+    (8, "artifacts", "figure_parquet_sizes"),
+    (9, "coldstart", "figure_parquet_coldstart"),
 ]
 TITLES = {1: "Per-record throughput", 2: "Enrichment", 3: "Memory", 4: "Cold start",
-          5: "Artifact", 6: "Program scaling", 7: "Sink calls"}
+          5: "Artifact", 6: "Program scaling", 7: "Sink calls", 8: "Parquet artifact",
+          9: "Parquet cold start"}
 
 
 def _load(module: str, name: str) -> Callable[[Config], Figure]:
