@@ -5,8 +5,8 @@ own Firehose sink into S3, after the lookup table was fixed."""
 from __future__ import annotations
 
 import pytest
-
 from e2e.aws.conftest import FakeContext, aws, moto_server, orders_stack  # noqa: F401
+
 from runtimes.aws import clients, handler
 from runtimes.aws.store import S3Store
 from runtimes.core.replay import replay
