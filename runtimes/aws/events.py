@@ -50,7 +50,7 @@ class SqsMessage:
     def receive_count(self) -> int:
         try:
             return int(self.attributes.get("ApproximateReceiveCount", 1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return 1
 
 

@@ -93,7 +93,7 @@ def parse_push(doc: Any) -> Notification:
     size = payload.get("size") if isinstance(payload, Mapping) else None
     try:
         attempt = int(doc.get("deliveryAttempt") or 1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         attempt = 1
     return Notification(
         message_id=message_id,

@@ -130,3 +130,9 @@ def test_eventbridge_object_deleted_is_not_a_creation_and_bad_detail_names_the_s
     body["detail"] = {"bucket": {}}
     with pytest.raises(ValueError, match="detail.bucket.name"):
         parse_body(json.dumps(body))
+
+
+def test_receive_count_that_json_reads_as_infinity_counts_as_one():
+    from runtimes.aws.events import SqsMessage
+
+    assert SqsMessage("m", "r", "{}", {"ApproximateReceiveCount": float("inf")}).receive_count == 1
