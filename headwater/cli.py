@@ -89,6 +89,17 @@ def stack_file(stack: str, project_dir: Path) -> Path:
     return project_dir / f"Pulumi.{stack}.yaml"
 
 
+def project_name(project_dir: Path) -> str:
+    """The Pulumi project's name (``Pulumi.yaml``), the ``project`` metric dimension."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "headwater"
+    return str(doc.get("name") or "headwater") if isinstance(doc, dict) else "headwater"
+
+
 def load_stack(stack: str, project_dir: Path):  # -> StackConfig
     from headwater.spec import SpecError, load_stack_file
 
@@ -274,10 +285,14 @@ def run(
     ] = False,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="show a progress bar while running")] = True,
+    metrics_json: Annotated[Path | None, typer.Option(
+        "--metrics-json", metavar="FILE",
+        help="also write the run's metrics (the deployed functions' vocabulary) as JSON")
+    ] = None,
 ) -> None:
     """Run the stack's pipelines over the objects in --root, into a local DuckDB file."""
     from headwater.local import local_runner
-    from headwater.report import RichProgress, summary_table
+    from headwater.report import RichProgress, metrics_document, summary_table
 
     config = load_stack(stack, project_dir)
     if not root.is_dir():
@@ -301,6 +316,13 @@ def run(
     except KeyboardInterrupt:  # Ctrl-C before the runner took over SIGINT
         raise fail("interrupted before any object was processed", 130) from None
     console.print(summary_table(report))
+    if metrics_json is not None:
+        doc = metrics_document(report, project_name(project_dir), stack)
+        try:
+            metrics_json.parent.mkdir(parents=True, exist_ok=True)
+            metrics_json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"--metrics-json {metrics_json}: {exc}") from None
     for e in report.errors:
         where = f"object {e.key!r}" if e.key else "could not start"
         err.print(f"[bold red]failed:[/] {escape(f'pipeline {e.pipeline!r}, {where}: {e.error}')}",

@@ -38,7 +38,7 @@ from ..core.bootstrap import PipelineSettings, engine_from_manifest
 from ..core.engine import Counters, Engine
 from ..core.env import env_json, function_manifest
 from ..core.log import log
-from ..core.metrics import invocation_values
+from ..core.metrics import ObjectAge, invocation_values
 from . import clients, events, metrics
 from .deadletter import BlobDeadLetter
 from .idempotency import DoneMarkers
@@ -58,6 +58,7 @@ class _Runtime:
     deadletter: BlobDeadLetter
     markers: DoneMarkers
     stats: dict[str, float] = field(default_factory=dict)
+    ages: ObjectAge = field(default_factory=ObjectAge)
 
 
 @dataclass
@@ -120,6 +121,7 @@ def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 
     rt.engine.ctx.metrics = SimpleMetrics()
     rt.stats = {"Events": 0, "Objects": 0, "Duplicates": 0, "Superseded": 0, "Ignored": 0,
                 "Parked": 0}
+    rt.ages = ObjectAge()
     final = retry_count >= max_retry_count
     totals = Counters()
     parked: list[str] = []
@@ -164,7 +166,7 @@ def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 
     finally:
         rt.stats["Parked"] = len(parked)
         metrics.emit(rt.pipeline, invocation_values(totals, rt.stats, started,
-                                                     rt.engine.ctx.metrics))
+                                                     rt.engine.ctx.metrics, ages=rt.ages))
     return Outcome(totals, dict(rt.stats), parked)
 
 
@@ -207,6 +209,7 @@ def _object(rt: _Runtime, ref: events.BlobRef) -> Counters | None:
         log("INFO", "blob version already processed: nothing written", pipeline=rt.pipeline,
             blob=ref.name, etag=ref.etag)
         return None
+    rt.ages.saw(ref.created)
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 

@@ -45,6 +45,8 @@ class ObjectRef:
     name: str
     generation: str | None = None
     size: int | None = None
+    # when this generation was created (RFC 3339): for ObjectAgeSeconds, not identity
+    created: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,8 @@ def parse_push(doc: Any) -> Notification:
         event_type=attrs["eventType"],
         object=ObjectRef(attrs["bucketId"], attrs["objectId"],
                          attrs.get("objectGeneration") or None,
-                         int(size) if isinstance(size, str | int) and str(size).isdigit() else None),
+                         int(size) if isinstance(size, str | int) and str(size).isdigit() else None,
+                         created=_created(payload, attrs)),
         delivery_attempt=attempt,
         attributes=dict(attrs),
     )
@@ -116,8 +119,16 @@ def _cloud_event(ce_type: str, ce_id: str, data: Any) -> Notification:
                              f"'name' (strings); got {_describe(data)}")
         gen = data.get("generation")
         return Notification(message_id=ce_id, event_type=FINALIZE, object=ObjectRef(
-            data["bucket"], data["name"], str(gen) if gen else None))
+            data["bucket"], data["name"], str(gen) if gen else None,
+            created=_created(data, {})))
     raise ValueError(f"CloudEvent type {ce_type!r} is not handled; expected {_SHAPE}")
+
+
+def _created(payload: Any, attrs: Mapping[str, Any]) -> str:
+    """The generation's creation time: the object resource's ``timeCreated`` (else
+    ``updated``), else the notification's ``eventTime`` attribute."""
+    obj = payload if isinstance(payload, Mapping) else {}
+    return str(obj.get("timeCreated") or obj.get("updated") or attrs.get("eventTime") or "")
 
 
 def _payload(data: Any) -> Any:

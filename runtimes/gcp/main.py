@@ -46,6 +46,7 @@ from ..core.engine import Checkpoint, Counters, Engine
 from ..core.env import env_json, function_manifest, required_env
 from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
+from ..core.metrics import ObjectAge, invocation_values
 from . import clients, events, metrics
 from .deadletter import GcsDeadLetter
 from .idempotency import FirestoreIdempotency
@@ -177,10 +178,10 @@ def handle_notification(note: events.Notification) -> Counters | None:
             "notification",
             **where)
         return None
-    values: dict[str, Any] = {**counters.as_dict(),
-                              "seconds": round(time.perf_counter() - started, 6)}
-    extra = getattr(rt.engine.ctx.metrics, "values", {})
-    values.update({k: v for k, v in extra.items() if k not in values})
+    ages = ObjectAge()
+    ages.saw(ref.created)
+    values = invocation_values(counters, {"Objects": 1}, started, rt.engine.ctx.metrics,
+                               ages=ages)
     metrics.emit(rt.pipeline, values, **{k: v for k, v in where.items() if k != "pipeline"})
     return counters
 

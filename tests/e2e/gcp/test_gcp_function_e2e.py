@@ -90,8 +90,12 @@ def test_push_writes_transformed_enriched_rows_and_deadletters_bad_records(order
     logs = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     requests = [x for x in logs if x["message"] == "headwater request"]
     assert len(requests) == 3 and requests[0]["severity"] == "INFO"
-    assert requests[1]["counters"]["written"] == 1
-    assert requests[1]["counters"]["dead_lettered"] == 3
+    # the shared vocabulary, with its dimensions, and the object's age from timeCreated
+    assert requests[1]["metrics"]["Written"] == 1
+    assert requests[1]["metrics"]["DeadLettered"] == 3
+    assert requests[1]["metrics"]["Objects"] == 1
+    assert 0 <= requests[1]["metrics"]["ObjectAgeSeconds"] < 600
+    assert {requests[1][d] for d in ("project", "stack")} and requests[1]["pipeline"] == "orders"
     assert requests[1]["object"] == DAY + "bad.ndjson"
 
 
