@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .engine import Counters
@@ -65,7 +65,7 @@ def object_age(created: Any, now: float | None = None) -> float | None:
     if isinstance(created, (int, float)):
         ts = float(created)
     elif isinstance(created, datetime):
-        ts = (created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
+        ts = (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
     else:
         text = str(created).strip().replace("Z", "+00:00").replace("z", "+00:00")
         # Python < 3.11 reads at most 6 fractional digits; Event Grid sends 7
@@ -79,7 +79,7 @@ def object_age(created: Any, now: float | None = None) -> float | None:
         except ValueError:
             return None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         ts = parsed.timestamp()
     return max(0.0, (time.time() if now is None else now) - ts)
 
