@@ -1,0 +1,164 @@
+"""Dashboards, alarms, alert targets and tracing switches of every example stack, under each
+cloud's Pulumi mocks: bodies are valid JSON, and every metric they name is the runtime's
+own (runtimes/core/metrics.py) or one the service documents (documented_metrics.py)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import documented_metrics as documented
+from components.observe import ALARMS, WIDGETS
+from headwater.program import run_program
+from runtimes.core.metrics import METRICS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config(cloud: str, **extra: Any) -> dict[str, Any]:
+    doc = yaml.safe_load((ROOT / f"Pulumi.{cloud}.yaml").read_text(encoding="utf-8"))
+    return {**doc["config"], **{f"headwater:{k}": v for k, v in extra.items()}}
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("art") / "function.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("main.py", "def handle(request):\n    return ''\n")
+    return path
+
+
+def mocks(cloud: str) -> Any:
+    if cloud == "aws":
+        from components.aws.mocks import AwsMocks
+        return AwsMocks()
+    if cloud == "gcp":
+        from components.gcp.mocks import GcpMocks
+        return GcpMocks()
+    from components.azure.mocks import AzureMocks
+    return AzureMocks()
+
+
+def graph_of(cloud: str, artifact: Path, **extra: Any):
+    return run_program(config(cloud, **extra), mocks(cloud), artifact=artifact, stack=cloud)
+
+
+# -- AWS ---------------------------------------------------------------------------------
+
+
+def _aws_metrics(body: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    out = []
+    for w in body["widgets"]:
+        for row in w.get("properties", {}).get("metrics", []):
+            if isinstance(row[0], dict):  # a metric-math expression
+                continue
+            names = [x for x in row if not isinstance(x, dict)]
+            out.append((names[0], names[1], dict(zip(names[2::2], names[3::2], strict=True))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def aws_graph(artifact):
+    return graph_of("aws", artifact)
+
+
+def test_aws_dashboard_widgets_name_only_emitted_or_documented_metrics(aws_graph):
+    (dash,) = aws_graph.of("aws:cloudwatch/dashboard:Dashboard")
+    body = json.loads(dash.inputs["dashboardBody"])
+    name = dash.inputs["dashboardName"]
+    assert name.startswith("headwater-") and name.endswith("-aws")
+    metrics = _aws_metrics(body)
+    assert metrics
+    for ns, name, dims in metrics:
+        if ns == "headwater":
+            assert name in METRICS, name
+            assert set(dims) == {"project", "stack", "pipeline"} and dims["stack"] == "aws"
+        else:
+            assert name in documented.AWS[ns], f"{ns} {name} is not documented"
+    titles = [w["properties"]["title"] for w in body["widgets"] if w["type"] == "metric"]
+    assert titles == list(WIDGETS) * 2  # one row per pipeline: orders, signups
+    pipelines = {d["pipeline"] for ns, _, d in metrics if ns == "headwater"}
+    assert pipelines == {"orders", "signups"}
+
+
+def test_aws_runtime_dimensions_match_what_the_function_is_told(aws_graph):
+    (dash,) = aws_graph.of("aws:cloudwatch/dashboard:Dashboard")
+    body = json.loads(dash.inputs["dashboardBody"])
+    fn = aws_graph.one("aws:lambda/function:Function", "orders-function").inputs
+    env = fn["environment"]["variables"]
+    dims = next(d for ns, _, d in _aws_metrics(body)
+                if ns == "headwater" and d["pipeline"] == "orders")
+    assert (dims["project"], dims["stack"]) == (env["HEADWATER_PULUMI_PROJECT"],
+                                               env["HEADWATER_STACK"])
+
+
+def test_aws_alarms_follow_the_shared_rules_and_the_spec_thresholds(artifact):
+    graph = graph_of("aws", artifact, alerts={"deadletter_rate": 0.05,
+                                              "oldest_message_minutes": 30,
+                                              "webhook": "https://hooks.example.com/x",
+                                              "target": "arn:aws:sns:eu-west-1:123456789012:ops"})
+    alarms = {r.name: r.inputs for r in graph.children("orders")
+              if r.typ == "aws:cloudwatch/metricAlarm:MetricAlarm"}
+    assert {f"orders-{k}" for k in ("errors", "dlq-visible", "oldest-message",
+                                    "deadletter-rate")} <= set(alarms)
+    assert len(ALARMS) == 4
+    assert alarms["orders-oldest-message"]["threshold"] == 1800
+    rate = alarms["orders-deadletter-rate"]
+    assert rate["threshold"] == 0.05
+    queries = {q["id"]: q for q in rate["metricQueries"]}
+    assert queries["rate"]["expression"] == "IF(received > 0, dead / received, 0)"
+    assert queries["dead"]["metric"]["metricName"] == "DeadLettered"
+    assert queries["dead"]["metric"]["namespace"] == "headwater"
+    for a in alarms.values():
+        for q in a.get("metricQueries", []):
+            if "metric" in q:
+                assert q["metric"]["metricName"] in METRICS
+        if "metricName" in a:
+            assert a["metricName"] in documented.AWS[a["namespace"]]
+        # every alarm goes to the created topic and the existing one
+        assert len(a["alarmActions"]) == 2
+        assert a["alarmActions"][1] == "arn:aws:sns:eu-west-1:123456789012:ops"
+    subs = {r.inputs["protocol"]: r.inputs for r in
+            graph.of("aws:sns/topicSubscription:TopicSubscription")}
+    assert subs["https"]["endpoint"] == "https://hooks.example.com/x"
+
+
+def test_aws_alert_target_that_is_not_an_sns_arn_is_refused(artifact):
+    import pulumi
+
+    with pytest.raises(pulumi.RunError, match="alerts.target.*not an SNS topic ARN"):
+        graph_of("aws", artifact, alerts={"target": "ops-topic"})
+
+
+def test_aws_tracing_on_by_default_with_xray_writes_only_and_off_by_the_switch(aws_graph,
+                                                                               artifact):
+    fn = aws_graph.one("aws:lambda/function:Function", "orders-function").inputs
+    assert fn["tracingConfig"] == {"mode": "Active"}
+    policy = json.loads(aws_graph.one("aws:iam/rolePolicy:RolePolicy",
+                                      "orders-role-policy").inputs["policy"])
+    (xray,) = [s for s in policy["Statement"] if s.get("Sid") == "WriteTraces"]
+    assert xray["Action"] == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    assert xray["Resource"] == ["*"]
+    off = graph_of("aws", artifact, tracing=False)
+    fn = off.one("aws:lambda/function:Function", "orders-function").inputs
+    assert fn["tracingConfig"] == {"mode": "PassThrough"}
+    assert fn["environment"]["variables"]["HEADWATER_TRACING"] == "0"
+    policy = json.loads(off.one("aws:iam/rolePolicy:RolePolicy",
+                                "orders-role-policy").inputs["policy"])
+    assert not [s for s in policy["Statement"] if s.get("Sid") == "WriteTraces"]
+
+
+def test_wildcard_rule_allows_star_for_xray_writes_only():
+    from headwater.policies.aws import wildcard_problems
+
+    ok = {"Statement": [{"Effect": "Allow", "Action": ["xray:PutTraceSegments"],
+                         "Resource": "*"}]}
+    assert wildcard_problems(ok) == []
+    mixed = {"Statement": [{"Effect": "Allow", "Resource": "*",
+                            "Action": ["xray:PutTraceSegments", "xray:GetSamplingRules"]}]}
+    assert wildcard_problems(mixed) == ["Statement[0]: Resource '*' has '*'"]
