@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import documented_metrics as documented
 import pytest
 import yaml
 
-import documented_metrics as documented
 from components.observe import ALARMS, WIDGETS
 from headwater.program import run_program
 from runtimes.core.metrics import METRICS
