@@ -467,6 +467,10 @@ def status(
     else:
         console.print(status_table(rows, f"stack {stack} ({config.cloud}), last {since}"))
         for r in rows:
+            if r.last_error:
+                where = f" (object {r.last_error_key})" if r.last_error_key else ""
+                console.print(f"[bold]last error[/] {escape(f'{r.pipeline}: {r.last_error}{where}')}",
+                              highlight=False, soft_wrap=True)
             for problem in r.problems:
                 err.print(f"[bold red]unhealthy:[/] {escape(f'{r.pipeline}: {problem}')}",
                           highlight=False, soft_wrap=True)
@@ -504,19 +508,18 @@ def status_table(rows, title: str) -> Table:  # rows: list[PipelineStatus]
     def age(v: float | None) -> str:
         return "-" if v is None else (f"{v:.0f}s" if v < 120 else f"{v / 60:.0f}m")
 
-    # two-line headers: the table fits an 80-column terminal
-    table = Table(title=escape(title), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    # two-line headers: the table fits an 80-column terminal; the last errors follow it
+    table = Table(title=escape(title), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                  collapse_padding=True)
     for col in ("pipeline", "health", "objects", "records\nin", "written", "dead-\nlettered",
-                "queue", "DLQ", "oldest", "last error"):
-        table.add_column(col, justify="left" if col in ("pipeline", "health", "last error")
-                         else "right", overflow="fold")
+                "queue", "DLQ", "oldest\nwaiting"):
+        table.add_column(col, justify="left" if col in ("pipeline", "health") else "right",
+                         no_wrap=True)
     for r in rows:
-        health = "[green]ok[/]" if r.healthy else "[bold red]unhealthy[/]"
-        error = escape(r.last_error + (f" (object {r.last_error_key})" if r.last_error_key
-                                       else ""))
+        health = "[green]ok[/]" if r.healthy else "[bold red]alarm[/]"
         table.add_row(escape(r.pipeline), health, num(r.objects), num(r.records_in),
                       num(r.written), num(r.dead_lettered), num(r.queue_depth),
-                      num(r.dlq_depth), age(r.oldest_age_s), error or "-")
+                      num(r.dlq_depth), age(r.oldest_age_s))
     return table
 
 
