@@ -162,3 +162,66 @@ def test_wildcard_rule_allows_star_for_xray_writes_only():
     mixed = {"Statement": [{"Effect": "Allow", "Resource": "*",
                             "Action": ["xray:PutTraceSegments", "xray:GetSamplingRules"]}]}
     assert wildcard_problems(mixed) == ["Statement[0]: Resource '*' has '*'"]
+
+
+# -- GCP ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcp_graph(artifact):
+    return graph_of("gcp", artifact, alerts={"email": "ops@example.com",
+                                             "webhook": "https://hooks.example.com/x",
+                                             "target": "projects/my-project/topics/alerts"})
+
+
+def test_gcp_log_metrics_extract_the_runtime_vocabulary(gcp_graph):
+    metrics = {r.inputs["name"]: r.inputs for r in gcp_graph.of("gcp:logging/metric:Metric")}
+    for name, m in metrics.items():
+        metric = name.rsplit("/", 1)[-1]
+        assert metric in METRICS
+        assert m["valueExtractor"] == f"EXTRACT(jsonPayload.metrics.{metric})"
+        assert 'jsonPayload.message="headwater request"' in m["filter"]
+        assert 'jsonPayload.stack="gcp"' in m["filter"]
+        assert m["labelExtractors"] == {"pipeline": "EXTRACT(jsonPayload.pipeline)"}
+
+
+def test_gcp_dashboard_names_only_emitted_or_documented_metrics(gcp_graph):
+    import re
+
+    (dash,) = gcp_graph.of("gcp:monitoring/dashboard:Dashboard")
+    body = json.loads(dash.inputs["dashboardJson"])
+    log_names = {r.inputs["name"].replace("/", "_")
+                 for r in gcp_graph.of("gcp:logging/metric:Metric")}
+    charts = [t["widget"] for t in body["mosaicLayout"]["tiles"] if "xyChart" in t["widget"]]
+    assert [c["title"] for c in charts] == list(WIDGETS) * 2
+    for chart in charts:
+        for ds in chart["xyChart"]["dataSets"]:
+            q = ds["timeSeriesQuery"]
+            if "prometheusQuery" in q:
+                for series in re.findall(r"logging_googleapis_com:user_(\w+?)_sum",
+                                         q["prometheusQuery"]):
+                    assert series in log_names, series
+            else:
+                (metric,) = re.findall(r'metric.type="([^"]+)"', q["timeSeriesFilter"]["filter"])
+                assert metric in documented.GCP, metric
+
+
+def test_gcp_alert_policies_follow_the_rules_and_notify_every_channel(gcp_graph):
+    channels = {r.inputs["type"]: r.inputs for r in
+                gcp_graph.of("gcp:monitoring/notificationChannel:NotificationChannel")}
+    assert channels["email"]["labels"] == {"email_address": "ops@example.com"}
+    assert channels["webhook_tokenauth"]["labels"] == {"url": "https://hooks.example.com/x"}
+    assert channels["pubsub"]["labels"] == {"topic": "projects/my-project/topics/alerts"}
+    policies = {r.name: r.inputs for r in gcp_graph.of("gcp:monitoring/alertPolicy:AlertPolicy")}
+    assert {f"orders-{r.key}" for r in ALARMS} <= set(policies)
+    for p in policies.values():
+        assert len(p["notificationChannels"]) == 3
+        (cond,) = p["conditions"]
+        if "conditionThreshold" in cond:
+            (metric,) = __import__("re").findall(r'metric.type="([^"]+)"',
+                                                 cond["conditionThreshold"]["filter"])
+            assert metric in documented.GCP
+    rate = policies["orders-deadletter-rate"]["conditions"][0]
+    assert rate["conditionPrometheusQueryLanguage"]["query"].endswith("> 0.01")
+    oldest = policies["orders-oldest-message"]["conditions"][0]["conditionThreshold"]
+    assert oldest["thresholdValue"] == 900
