@@ -18,7 +18,7 @@ from typing import Any
 
 from .engine import Counters
 
-__all__ = ["COUNTERS", "DIMENSIONS", "METRICS", "ObjectAge", "dimensions", "invocation_values",
+__all__ = ["ADAPTER_METRICS", "COUNTERS", "DIMENSIONS", "METRICS", "ObjectAge", "dimensions", "invocation_values",
            "object_age"]
 
 # metric name -> Counters field
@@ -41,6 +41,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "ObjectAgeSeconds": ("Seconds", "the oldest object's age when its processing started "
                                     "(now minus the object's creation time)"),
     "Seconds": ("Seconds", "the invocation's duration"),
+}
+
+# what each adapter counts beside the vocabulary (its ``stats``), by the same names
+ADAPTER_METRICS: dict[str, tuple[str, ...]] = {
+    "aws": ("Duplicates", "Superseded", "FailedMessages"),
+    "gcp": (),
+    "azure": ("Events", "Duplicates", "Superseded", "Ignored", "Parked"),
 }
 
 DIMENSIONS = ("project", "stack", "pipeline")

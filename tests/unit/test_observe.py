@@ -225,3 +225,75 @@ def test_gcp_alert_policies_follow_the_rules_and_notify_every_channel(gcp_graph)
     assert rate["conditionPrometheusQueryLanguage"]["query"].endswith("> 0.01")
     oldest = policies["orders-oldest-message"]["conditions"][0]["conditionThreshold"]
     assert oldest["thresholdValue"] == 900
+
+
+# -- Azure -------------------------------------------------------------------------------
+
+AG = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/"
+      "microsoft.insights/actionGroups/oncall")
+
+
+@pytest.fixture(scope="module")
+def azure_graph(artifact):
+    return graph_of("azure", artifact, alerts={"email": "ops@example.com",
+                                               "webhook": "https://hooks.example.com/x",
+                                               "target": AG})
+
+
+def _kql_names(query: str) -> tuple[set[str], set[str]]:
+    """(metric names read as m.metrics.<Name>, tables a query starts from)."""
+    import re
+
+    names = set(re.findall(r"m\.metrics\.(\w+)", query))
+    tables = {query.split("|", 1)[0].strip()}
+    return names, tables
+
+
+def test_azure_workbook_names_only_emitted_or_documented_metrics(azure_graph):
+    from runtimes.core.metrics import ADAPTER_METRICS
+
+    (wb,) = azure_graph.of("azure-native:applicationinsights:Workbook")
+    body = json.loads(wb.inputs["serializedData"])
+    emitted = set(METRICS) | set(ADAPTER_METRICS["azure"])
+    widgets = [i for i in body["items"] if i["type"] in (3, 10)]
+    assert [w["content"]["title"] for w in widgets] == list(WIDGETS) * 2
+    for item in widgets:
+        c = item["content"]
+        if item["type"] == 3:
+            names, tables = _kql_names(c["query"])
+            assert names <= emitted, names - emitted
+            assert tables <= documented.AZURE["tables"]
+            if "m.metrics" in c["query"]:
+                assert 'tostring(m.stack) == "azure"' in c["query"]
+        else:
+            for m in c["metrics"]:
+                ns, name = m["metric"].split("--")
+                (doc_ns,) = [k for k in documented.AZURE if k.lower() == ns]
+                assert name in documented.AZURE[doc_ns], name
+    uuid_name = wb.inputs["resourceName"]
+    assert len(uuid_name) == 36 and uuid_name.count("-") == 4  # a workbook name is a GUID
+
+
+def test_azure_alert_rules_follow_the_rules_and_notify_the_action_groups(azure_graph):
+    (group,) = azure_graph.of("azure-native:monitor:ActionGroup")
+    assert group.inputs["emailReceivers"][0]["emailAddress"] == "ops@example.com"
+    assert group.inputs["webhookReceivers"][0]["serviceUri"] == "https://hooks.example.com/x"
+    rules = {r.name: r.inputs for r in azure_graph.of("azure-native:monitor:ScheduledQueryRule")}
+    assert {f"orders-{r.key}" for r in ALARMS} <= set(rules)
+    for rule in rules.values():
+        (cond,) = rule["criteria"]["allOf"]
+        assert cond["operator"] == "GreaterThan" and cond["metricMeasureColumn"] == "n"
+        names, tables = _kql_names(cond["query"])
+        assert names <= set(METRICS) | {"Parked"}
+        assert tables <= documented.AZURE["tables"]
+        assert len(rule["actions"]["actionGroups"]) == 2 and rule["actions"]["actionGroups"][1] == AG
+    assert rules["orders-deadletter-rate"]["criteria"]["allOf"][0]["threshold"] == 0.01
+    assert rules["orders-oldest-message"]["criteria"]["allOf"][0]["threshold"] == 900
+
+
+def test_azure_function_is_told_its_dimensions_and_the_tracing_switch(artifact):
+    graph = graph_of("azure", artifact, tracing=False)
+    app = graph.one("azure-native:web:WebApp", "orders-function").inputs
+    settings = {s["name"]: s["value"] for s in app["siteConfig"]["appSettings"]}
+    assert settings["HEADWATER_STACK"] == "azure" and settings["HEADWATER_TRACING"] == "0"
+    assert settings["HEADWATER_PULUMI_PROJECT"]
