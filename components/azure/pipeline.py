@@ -270,6 +270,10 @@ class Pipeline(pulumi.ComponentResource):
             {"name": "HEADWATER_PULUMI_PROJECT", "value": pulumi.get_project()},
             {"name": "HEADWATER_STACK", "value": stack},
             {"name": "HEADWATER_TRACING", "value": "1" if args.tracing else "0"},
+            # the host's dependency tracking (host.json logging.applicationInsights), the
+            # spans of blob, Event Hubs and Table calls under each invocation's operation
+            {"name": "AzureFunctionsJobHost__logging__applicationInsights__"
+                     "enableDependencyTracking", "value": "true" if args.tracing else "false"},
             {"name": "HEADWATER_NOTIFICATIONS_HUB", "value": self.notifications_hub.name},
             {"name": "HEADWATER_CONSUMER_GROUP", "value": FUNCTION_GROUP},
             {"name": "HEADWATER_EVENTHUB_NAMESPACE", "value": fqdn},

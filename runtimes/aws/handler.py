@@ -39,7 +39,7 @@ from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log as _log
 from ..core.manifest import ManifestError
 from ..core.metrics import ObjectAge, invocation_values
-from . import clients, events, metrics
+from . import clients, events, metrics, tracing
 from .deadletter import S3DeadLetter
 from .idempotency import Idempotency
 from .ports import DynamoLookup, SecretStore
@@ -200,10 +200,18 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
         finally:
             body.close()
 
-    counters = process_once(
-        rt.idempotency, Idempotency.key(ref.bucket, ref.key, ref.etag), lease, work,
-        what=f"s3://{ref.bucket}/{ref.key}", stats=rt.stats, pipeline=rt.pipeline,
-        bucket=ref.bucket, key=ref.key, etag=ref.etag)
+    begun, failure = time.time(), None
+    try:
+        counters = process_once(
+            rt.idempotency, Idempotency.key(ref.bucket, ref.key, ref.etag), lease, work,
+            what=f"s3://{ref.bucket}/{ref.key}", stats=rt.stats, pipeline=rt.pipeline,
+            bucket=ref.bucket, key=ref.key, etag=ref.etag)
+    except Exception as exc:
+        failure = exc
+        raise
+    finally:  # the object's X-Ray subsegment, searchable by annotation.object_key
+        tracing.send_subsegment(pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key,
+                                start=begun, end=time.time(), error=failure)
     if counters is not None:
         rt.stats["Objects"] += 1
     return counters

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,3 +153,29 @@ def _describe(value: Any) -> str:
         keys = ", ".join(sorted(map(str, value))[:8]) or "no keys"
         return f"an object with keys {keys}"
     return type(value).__name__
+
+
+_CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def trace_fields(headers: Mapping[str, str], project: str | None) -> dict[str, str]:
+    """The log fields that tie a line to the request's Cloud Trace trace
+    (``logging.googleapis.com/trace`` and ``.../spanId``), from the ``traceparent`` or
+    ``X-Cloud-Trace-Context`` header Cloud Run passes; {} without one or a project."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    trace = span = None
+    m = _TRACEPARENT.match(lower.get("traceparent", "").strip())
+    if m:
+        trace, span = m.group(1), m.group(2)
+    else:
+        m = _CLOUD_TRACE.match(lower.get("x-cloud-trace-context", "").strip())
+        if m:
+            trace = m.group(1)
+            span = format(int(m.group(2)), "016x") if m.group(2) else None
+    if not trace or not project:
+        return {}
+    out = {"logging.googleapis.com/trace": f"projects/{project}/traces/{trace}"}
+    if span:
+        out["logging.googleapis.com/spanId"] = span
+    return out

@@ -297,3 +297,5 @@ def test_azure_function_is_told_its_dimensions_and_the_tracing_switch(artifact):
     settings = {s["name"]: s["value"] for s in app["siteConfig"]["appSettings"]}
     assert settings["HEADWATER_STACK"] == "azure" and settings["HEADWATER_TRACING"] == "0"
     assert settings["HEADWATER_PULUMI_PROJECT"]
+    assert settings["AzureFunctionsJobHost__logging__applicationInsights__"
+                    "enableDependencyTracking"] == "false"
