@@ -299,3 +299,18 @@ def test_azure_function_is_told_its_dimensions_and_the_tracing_switch(artifact):
     assert settings["HEADWATER_PULUMI_PROJECT"]
     assert settings["AzureFunctionsJobHost__logging__applicationInsights__"
                     "enableDependencyTracking"] == "false"
+
+
+def test_alerts_spec_refuses_plain_http_and_bad_addresses_with_their_path():
+    from headwater.spec import SpecError, parse_stack
+
+    base = {"pipelines": [{"name": "a", "source": {"prefix": "r/"}, "sink": {"table": "t"}}]}
+    with pytest.raises(SpecError, match=r"headwater:alerts.webhook: must be an https:// URL"):
+        parse_stack({**base, "alerts": {"webhook": "http://hooks.example.com"}})
+    with pytest.raises(SpecError, match=r"headwater:alerts.email: 'ops' is not an e-mail"):
+        parse_stack({**base, "alerts": {"email": "ops"}})
+    with pytest.raises(SpecError, match=r"headwater:alerts.deadletter_rate"):
+        parse_stack({**base, "alerts": {"deadletter_rate": 0}})
+    stack = parse_stack({**base, "alarm_email": "a@x.io", "alerts": {"email": "a@x.io"},
+                         "tracing": False})
+    assert stack.alert_emails == ["a@x.io"] and stack.tracing is False
