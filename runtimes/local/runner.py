@@ -349,10 +349,12 @@ class LocalRunner:
                                           o.sha256)
                 if reader.drain() != o.sha256:
                     raise RuntimeError(f"object {o.key!r} changed while it was being read")
+            table.flush()
             ledger.record(pipeline, o.key, o.sha256, o.size, c)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
+            table.forget()  # columns the rolled-back batches added are gone again
             raise
         return c
 

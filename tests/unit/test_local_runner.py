@@ -286,6 +286,7 @@ def test_duckdb_sink_reports_failing_indexes_inside_an_open_transaction():
                            {"k": "c", "amount": 3}])
     assert [(f.index, f.retryable) for f in failures] == [(1, False)]
     assert "'ok' (BOOLEAN)" in failures[0].message
+    sink.flush()  # the rows that fit go in (batches are kept back for one INSERT)
     con.execute("COMMIT")  # the transaction is still usable after a rejected value
     assert con.execute("SELECT k, CAST(amount AS VARCHAR), ok, _headwater_object FROM t "
                        "ORDER BY k").fetchall() == [("a", "19.99", True, "obj"),
@@ -452,3 +453,62 @@ def test_a_stop_cuts_the_retry_pause_short(root, warehouse):
     report = r.run()
     assert DownSink.writes == 1
     assert report.interrupted.key == "raw/orders/2024-05-01.ndjson" and report.errors == []
+
+
+# -- the Arrow sink -----------------------------------------------------------------------
+
+
+def test_arrow_sink_reads_values_as_their_text_would_be_read():
+    """Typed Arrow columns go in as they are; other values fit a column exactly when their
+    text does (the per-record failure messages name column, type and value)."""
+    con = duckdb.connect()
+    sink = DuckDBSink(con, "t", {"k": "string", "n": "bigint", "d": "double", "s": "string",
+                                 "b": "boolean", "m": "decimal(10,2)"}, pipeline="p")
+    sink.prepare()
+    rows = [
+        {"k": "a", "n": 7, "d": 1, "s": 1.5, "b": True, "m": 19.99},
+        {"k": "b", "n": "8", "d": 2.5, "s": True, "b": "false", "m": "0.29"},
+        {"k": "c", "n": 1.0, "d": None, "s": 12, "b": None, "m": 1},
+        {"k": "d", "n": True},  # a bool is not a number: its text 'true' is not one
+        {"k": "e", "n": 1.5},  # not integral
+        {"k": "f", "n": 2**70},  # beyond 64 bits
+        {"k": "g", "m": float("nan")},
+    ]
+    failures = sink.write(rows)
+    assert [(f.index, f.error_type, f.retryable) for f in failures] == [
+        (3, "ConversionError", False), (4, "ConversionError", False),
+        (5, "ConversionError", False), (6, "ConversionError", False)]
+    assert "'n' (BIGINT)" in failures[0].message and "bool True" in failures[0].message
+    assert "float 1.5" in failures[1].message and f"int {2**70}" in failures[2].message
+    sink.flush()
+    got = con.execute("SELECT k, n, d, s, b, CAST(m AS VARCHAR) FROM t ORDER BY k").fetchall()
+    assert got == [("a", 7, 1.0, "1.5", True, "19.99"), ("b", 8, 2.5, "true", False, "0.29"),
+                   ("c", 1, None, "12", None, "1.00")]
+
+
+def test_arrow_sink_evolves_its_cached_columns_only_for_new_fields_and_after_rollback():
+    con = duckdb.connect()
+    sink = DuckDBSink(con, "t", pipeline="p")
+    con.execute("BEGIN TRANSACTION")
+    assert sink.write([{"a": 1}]) == []
+    sink.flush()
+    con.execute("COMMIT")
+    con.execute("BEGIN TRANSACTION")
+    assert sink.write([{"a": 2, "b": "x"}]) == []  # adds column b
+    sink.flush()
+    con.execute("ROLLBACK")  # b is gone again; the runner tells the sink to forget
+    sink.forget()
+    assert sink.write([{"a": 3, "b": "y"}]) == []
+    sink.flush()
+    assert con.execute("SELECT a, b FROM t ORDER BY a").fetchall() == [(1, None), (3, "y")]
+
+
+def test_one_record_with_ten_thousand_fields_goes_in_as_one_row():
+    con = duckdb.connect()
+    sink = DuckDBSink(con, "wide", pipeline="p")
+    record = {f"f{i}": (i if i % 2 else f"v{i}") for i in range(10_000)}
+    assert sink.write([record]) == []
+    sink.flush()
+    assert con.execute("SELECT count(*) FROM information_schema.columns "
+                       "WHERE table_name = 'wide'").fetchone()[0] == 10_000 + 2
+    assert con.execute('SELECT "f9999", "f9998" FROM wide').fetchall() == [(9999, "v9998")]

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")]
 
-SMALL, LARGE = 1_000, 200_000  # records per object; a large one takes seconds to process
+SMALL, LARGE = 1_000, 1_000_000  # records per object; a large one takes seconds to process
 
 
 def write_project(tmp: Path) -> tuple[Path, dict[str, int]]:
