@@ -377,7 +377,8 @@ class DuckDBSink:
         self.con.register(_REL, batch)
         try:
             if self.collect:
-                got = self.con.execute(sql).fetch_arrow_table()
+                rel = self.con.sql(sql)
+                got = (getattr(rel, "to_arrow_table", None) or rel.arrow)()  # duckdb 1.x: arrow
                 self.collected.append(got if got.column_names != ["_"] else
                                       got.drop_columns(["_"]))
                 done = got.num_rows

@@ -188,6 +188,7 @@ class LocalRunner:
         make_sink: Callable[[DuckDBSink], Sink] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         handle_sigint: bool = True,
+        workers: int = 1,
     ) -> None:
         self.manifests = list(manifests)
         self.root = Path(root)
@@ -198,6 +199,7 @@ class LocalRunner:
         self.make_sink = make_sink  # wraps the DuckDB sink (fault injection in tests)
         self.sleep = sleep
         self.handle_sigint = handle_sigint
+        self.workers = max(1, int(workers))  # processes decoding and transforming objects
         # a plain flag: a signal handler must not take locks (threading.Event does)
         self._stopping = False
         self._current: tuple[str, str] = ("", "")
@@ -317,6 +319,9 @@ class LocalRunner:
             for o in todo:
                 self.progress.done(spec.name, o.key, False)
             return
+        if self._parallel(spec, todo):
+            self._run_parallel(con, ledger, manifest, table, spec, pr, todo)
+            return
         for o in todo:
             self._check()
             self._current = (spec.name, o.key)
@@ -335,6 +340,87 @@ class LocalRunner:
             pr.counters.add(c)
             self.progress.done(spec.name, o.key, True)
             self._current = (spec.name, "")
+
+    def _parallel(self, spec: PipelineSettings, todo: list[_Todo]) -> bool:
+        """Whether this pipeline's objects go to worker processes: more than one worker
+        and object, declared columns (an inferred schema grows in the writer's order) and
+        no sink wrapper (tests' fault injection wraps the sink of this process)."""
+        return (self.workers > 1 and len(todo) > 1 and bool(spec.columns)
+                and self.make_sink is None)
+
+    def _run_parallel(self, con: Any, ledger: Ledger, manifest: Mapping[str, Any],
+                      table: DuckDBSink, spec: PipelineSettings, pr: PipelineReport,
+                      todo: list[_Todo]) -> None:
+        """Workers decode and transform; this process commits each object, in order."""
+        import multiprocessing
+
+        from . import worker
+
+        # spawn, not fork: this process holds a DuckDB connection and its threads
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(self.workers, len(todo)), initializer=worker.ignore_sigint)
+        try:
+            pending = [pool.apply_async(worker.process_object, (
+                dict(manifest), str(self.root), dict(self.environ) if self.environ is not None
+                else None, o.key, str(o.path), o.sha256)) for o in todo]
+            deadletter = FolderDeadLetter(self.root / "deadletter")
+            for o, result in zip(todo, pending, strict=True):
+                self._check()
+                self._current = (spec.name, o.key)
+                self.progress.begin(spec.name, o.key, o.size)
+                while True:
+                    try:
+                        ok, out = result.get(timeout=0.05)
+                        break
+                    except multiprocessing.TimeoutError:
+                        self._check()
+                try:
+                    if not ok:
+                        raise _WorkerError(out)
+                    c = self._commit(con, ledger, table, deadletter, spec.name, o, *out)
+                except Exception as exc:
+                    log("ERROR", "object not processed; it stays out of the ledger and is "
+                        "tried again on the next run", pipeline=spec.name, key=o.key, exc=exc)
+                    pr.failed += 1
+                    error = str(exc) if isinstance(exc, _WorkerError) else \
+                        f"{type(exc).__name__}: {exc}"
+                    pr.errors.append(ObjectError(spec.name, o.key, error))
+                    self.progress.done(spec.name, o.key, False)
+                    continue
+                self.progress.bytes_read(o.size)
+                pr.objects += 1
+                pr.bytes += o.size
+                pr.counters.add(c)
+                self.progress.done(spec.name, o.key, True)
+                self._current = (spec.name, "")
+        finally:
+            pool.terminate()
+            pool.join()
+
+    def _commit(self, con: Any, ledger: Ledger, table: DuckDBSink,
+                deadletter: FolderDeadLetter, pipeline: str, o: _Todo, c: Counters,
+                writes: list[tuple[str, str, str, list[dict[str, Any]]]],
+                blobs: list[bytes]) -> Counters:
+        from .worker import tables
+
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if self.reprocess or ledger.seen(pipeline, o.key):
+                table.delete_object(o.key)
+            table.object_key = o.key
+            for args in writes:  # before the commit, as in one process: at-least-once
+                self._check()
+                deadletter.write(*args)
+            self._check()
+            table.insert_collected(tables(blobs))
+            ledger.record(pipeline, o.key, o.sha256, o.size, c)
+            self._check()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            table.forget()
+            raise
+        return c
 
     def _process(self, con: Any, ledger: Ledger, engine: Engine, table: DuckDBSink,
                  pipeline: str, o: _Todo) -> Counters:
@@ -357,6 +443,10 @@ class LocalRunner:
             table.forget()  # columns the rolled-back batches added are gone again
             raise
         return c
+
+
+class _WorkerError(RuntimeError):
+    """An object failed in a worker process (the message names the original error)."""
 
 
 class _Stoppable:

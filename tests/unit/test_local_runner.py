@@ -512,3 +512,77 @@ def test_one_record_with_ten_thousand_fields_goes_in_as_one_row():
     assert con.execute("SELECT count(*) FROM information_schema.columns "
                        "WHERE table_name = 'wide'").fetchone()[0] == 10_000 + 2
     assert con.execute('SELECT "f9999", "f9998" FROM wide').fetchall() == [(9999, "v9998")]
+
+
+# -- objects in worker processes ------------------------------------------------------------
+
+
+def _snapshot(root: Path, warehouse: Path):
+    rows = sql(warehouse, "SELECT * EXCLUDE (_headwater_id), _headwater_id FROM orders "
+                          "ORDER BY _headwater_id")
+    ledger = sql(warehouse, "SELECT pipeline, object_key, sha256, bytes, received, written, "
+                            "dropped, dead_lettered FROM _headwater_ledger ORDER BY 1, 2")
+    dead = sorted((e["source"]["key"], e["line"], e["step"], e["error_type"], e["message"],
+                   json.dumps(e.get("record"), sort_keys=True), e.get("raw"))
+                  for e in deadletters(root, "orders"))
+    return rows, ledger, dead
+
+
+def test_workers_commit_the_same_rows_ledger_and_deadletters_as_one_process(root, tmp_path):
+    results = []
+    for workers in (1, 2):
+        shutil.rmtree(root / "deadletter", ignore_errors=True)
+        warehouse = tmp_path / f"w{workers}" / "wh.duckdb"
+        report = runner(root, warehouse, pipelines=["orders"], workers=workers).run()
+        orders = by_name(report)["orders"]
+        assert report.ok and orders.objects == 5 and orders.counters.balanced()
+        results.append((_snapshot(root, warehouse), orders.counters.written,
+                        orders.counters.dead_lettered))
+    assert results[0] == results[1]
+    assert results[1][1:] == (24, 4)
+
+
+def test_workers_rerun_and_reprocess_never_duplicate(root, warehouse):
+    first = by_name(runner(root, warehouse, pipelines=["orders"], workers=2).run())["orders"]
+    assert first.objects == 5
+    again = by_name(runner(root, warehouse, pipelines=["orders"], workers=2).run())["orders"]
+    assert (again.objects, again.skipped) == (0, 5)
+    redo = by_name(runner(root, warehouse, pipelines=["orders"], workers=2,
+                          reprocess=True).run())["orders"]
+    assert (redo.objects, redo.counters.written) == (5, 24)
+    assert sql(warehouse, "SELECT count(*), count(DISTINCT order_id) FROM orders")[0] == (24, 24)
+    assert sql(warehouse, "SELECT count(*) FROM _headwater_ledger")[0][0] == 5
+
+
+def test_workers_an_object_failing_in_a_worker_stays_undone(root, warehouse):
+    (root / "lookup" / "users.csv").unlink()  # enrich cannot run: every object fails
+    report = runner(root, warehouse, pipelines=["orders"], workers=2).run()
+    orders = by_name(report)["orders"]
+    assert (orders.objects, orders.failed) == (0, 5)
+    assert all("lookup table 'users' not found" in e.error for e in report.errors)
+    assert sql(warehouse, "SELECT count(*) FROM _headwater_ledger")[0][0] == 0
+
+
+def test_workers_a_stop_rolls_back_the_object_being_committed(root, warehouse):
+    """A stop while the writer commits the second object: the first is whole in the
+    warehouse, nothing else is, and the next run completes the rest without duplicates."""
+    r = runner(root, warehouse, pipelines=["orders"], workers=2)
+    committed = []
+
+    class StopOnSecond:
+        def start(self, objects, total): ...
+        def begin(self, pipeline, key, size):
+            if committed:
+                r.stop()
+        def bytes_read(self, n): ...
+        def done(self, pipeline, key, ok):
+            committed.append(key)
+
+    r.progress = StopOnSecond()
+    report = r.run()
+    assert report.interrupted is not None and report.errors == []
+    assert report.interrupted.key == "raw/orders/2024-05-02.json"
+    assert assert_whole_objects_only(warehouse) == {"raw/orders/2024-05-01.ndjson": 6}
+    again = by_name(runner(root, warehouse, pipelines=["orders"], workers=2).run())["orders"]
+    assert (again.objects, again.skipped) == (4, 1)
+    assert sql(warehouse, "SELECT count(*), count(DISTINCT order_id) FROM orders")[0] == (24, 24)

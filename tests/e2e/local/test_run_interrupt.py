@@ -47,11 +47,21 @@ def write_project(tmp: Path) -> tuple[Path, dict[str, int]]:
 
 
 def open_files(pid: int) -> set[str]:
+    """Files open in the run's process or its worker processes (``--workers``)."""
     out = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             out.add(os.readlink(fd))
         except OSError:  # closed meanwhile
+            pass
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            out |= open_files(int(child))
+        except OSError:  # gone meanwhile
             pass
     return out
 
