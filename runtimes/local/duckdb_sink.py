@@ -136,7 +136,7 @@ def arrow_column(values: list[Any]) -> pa.Array:
         if typ is not None:
             try:
                 return pa.array(values, typ)
-            except (OverflowError, pa.ArrowException):  # an int beyond 64 bits
+            except (OverflowError, TypeError, pa.ArrowException):  # an int beyond 64 bits
                 pass
     return pa.array([_text(v) for v in values], pa.string())
 

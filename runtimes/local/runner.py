@@ -189,6 +189,7 @@ class LocalRunner:
         sleep: Callable[[float], None] = time.sleep,
         handle_sigint: bool = True,
         workers: int = 1,
+        columnar: bool = True,
     ) -> None:
         self.manifests = list(manifests)
         self.root = Path(root)
@@ -200,6 +201,7 @@ class LocalRunner:
         self.sleep = sleep
         self.handle_sigint = handle_sigint
         self.workers = max(1, int(workers))  # processes decoding and transforming objects
+        self.columnar = columnar  # vectorised steps on Arrow tables (same results)
         # a plain flag: a signal handler must not take locks (threading.Event does)
         self._stopping = False
         self._current: tuple[str, str] = ("", "")
@@ -299,7 +301,8 @@ class LocalRunner:
                       secret=env_secret(self.environ))
         engine = engine_from_manifest(manifest, sink=_Stoppable(sink, self._check), ctx=ctx,
                                       sleep=self._pause,
-                                      deadletter=FolderDeadLetter(self.root / "deadletter"))
+                                      deadletter=FolderDeadLetter(self.root / "deadletter"),
+                                      columnar=self.columnar)
         return engine, table
 
     def _run_pipeline(self, con: Any, ledger: Ledger, manifest: Mapping[str, Any],
@@ -362,7 +365,7 @@ class LocalRunner:
         try:
             pending = [pool.apply_async(worker.process_object, (
                 dict(manifest), str(self.root), dict(self.environ) if self.environ is not None
-                else None, o.key, str(o.path), o.sha256)) for o in todo]
+                else None, o.key, str(o.path), o.sha256, self.columnar)) for o in todo]
             deadletter = FolderDeadLetter(self.root / "deadletter")
             for o, result in zip(todo, pending, strict=True):
                 self._check()

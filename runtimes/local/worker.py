@@ -70,8 +70,8 @@ class _Hashing:
         return len(data)
 
 
-def _engine(manifest: Mapping[str, Any], root: str, environ: Mapping[str, str] | None
-            ) -> tuple[Engine, DuckDBSink, _Collect]:
+def _engine(manifest: Mapping[str, Any], root: str, environ: Mapping[str, str] | None,
+            columnar: bool) -> tuple[Engine, DuckDBSink, _Collect]:
     import duckdb
 
     spec = PipelineSettings.from_manifest(manifest)
@@ -87,7 +87,7 @@ def _engine(manifest: Mapping[str, Any], root: str, environ: Mapping[str, str] |
                       secret=env_secret(environ))
         dl = _Collect()
         engine = engine_from_manifest(manifest, sink=table, ctx=ctx, sleep=time.sleep,
-                                      deadletter=dl)
+                                      deadletter=dl, columnar=columnar)
         cached = _ENGINES[spec.name] = (engine, table, dl)
     return cached
 
@@ -96,13 +96,13 @@ ObjectResult = tuple[bool, Any]
 
 
 def process_object(manifest: Mapping[str, Any], root: str, environ: Mapping[str, str] | None,
-                   key: str, path: str, sha256: str) -> ObjectResult:
+                   key: str, path: str, sha256: str, columnar: bool = True) -> ObjectResult:
     """``(True, (counters, dead-letter writes, Arrow IPC bytes))`` or ``(False, "Type:
     message")`` when the object fails as a whole."""
     import pyarrow as pa
 
     try:
-        engine, table, dl = _engine(manifest, root, environ)
+        engine, table, dl = _engine(manifest, root, environ, columnar)
         table.collected, dl.writes = [], []
         table.object_key = key
         with open(path, "rb") as f:
