@@ -23,11 +23,15 @@ def row(table: Any, i: int) -> dict[str, Any]:
 def per_row(table: Any, rows: Iterable[int], fn: Callable[[dict[str, Any], Any], Any], ctx: Any,
             field: str) -> tuple[dict[int, Any], dict[int, Exception]]:
     """``fn`` on each of ``rows`` as a record: ``field`` of its result, or its exception."""
+    import pyarrow as pa
+
+    rows = list(rows)
+    records = table.take(pa.array(rows, pa.int64())).to_pylist()  # one conversion for all
     values: dict[int, Any] = {}
     errors: dict[int, Exception] = {}
-    for i in rows:
+    for i, record in zip(rows, records, strict=True):
         try:
-            out = fn(row(table, i), ctx)
+            out = fn(record, ctx)
         except Exception as exc:
             errors[i] = exc
             continue
