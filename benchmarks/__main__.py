@@ -27,14 +27,17 @@ FIGURES: list[tuple[int, str, str]] = [
     (5, "artifacts", "figure_artifact"),
     (6, "plan", "figure_plan"),
     (7, "sink", "figure_sink"),
-    (8, "localrun", "figure_end_to_end"),
-    (9, "localrun", "figure_columnar"),
-    (10, "localrun", "figure_wide"),
-    (11, "localrun", "figure_workers"),
+    (8, "artifacts", "figure_parquet_sizes"),
+    (9, "coldstart", "figure_parquet_coldstart"),
+    (10, "localrun", "figure_end_to_end"),
+    (11, "localrun", "figure_columnar"),
+    (12, "localrun", "figure_wide"),
+    (13, "localrun", "figure_workers"),
 ]
 TITLES = {1: "Per-record throughput", 2: "Enrichment", 3: "Memory", 4: "Cold start",
-          5: "Artifact", 6: "Program scaling", 7: "Sink calls", 8: "headwater run end to end",
-          9: "Columnar path", 10: "Wide record", 11: "Workers"}
+          5: "Artifact", 6: "Program scaling", 7: "Sink calls", 8: "Parquet artifact",
+          9: "Parquet cold start", 10: "headwater run end to end", 11: "Columnar path",
+          12: "Wide record", 13: "Workers"}
 
 
 def _load(module: str, name: str) -> Callable[[Config], Figure]:

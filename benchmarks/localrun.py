@@ -1,12 +1,12 @@
-"""Figures 8-11: the local runner, `headwater run` into DuckDB.
+"""Figures 10-13: the local runner, `headwater run` into DuckDB.
 
-8. End to end, whole process: `headwater run` (200,000 order records, `cents` then
+10. End to end, whole process: `headwater run` (200,000 order records, `cents` then
    `normalize`, one ndjson object, into a DuckDB file) against a naive stdlib script and
    an orjson script doing the same record logic from the file to an NDJSON file.
-9. The columnar path against the per-record path (engine + DuckDB sink, in process) on
+11. The columnar path against the per-record path (engine + DuckDB sink, in process) on
    figure 1's chain, and the orjson floor of figure 1.
-10. One record with 10,000 fields through the engine into a DuckDB file.
-11. 8 objects with `--workers 2` against `--workers 1` (whole process, wall time).
+12. One record with 10,000 fields through the engine into a DuckDB file.
+13. 8 objects with `--workers 2` against `--workers 1` (whole process, wall time).
 
 Whole-process figures run each contender as a child process, interleaved; the CPU time
 is the children's user + system time (all threads, DuckDB's included), the wall time is
@@ -146,7 +146,7 @@ def figure_end_to_end(cfg: Config) -> Figure:
     if got != (len(want), sum(exact_cents(r["value"]) for r in want)):
         raise AssertionError(f"headwater run wrote {got}")
     times = _rounds(contenders, cfg.reps)
-    fig = Figure(8, f"End to end, whole process: {cfg.records:,} order records (cents, "
+    fig = Figure(10, f"End to end, whole process: {cfg.records:,} order records (cents, "
                     "normalize) from one ndjson file")
     fig.headers = ["contender", "CPU s (median)", "wall s (median)",
                    "headwater run speed vs contender (CPU, median of rounds)",
@@ -179,10 +179,10 @@ def figure_end_to_end(cfg: Config) -> Figure:
     ]
     if naive[0] < 1.5:
         fig.misses.append(
-            f"Figure 8, headwater run at {naive[0]:.2f}x the naive script: starting the tool "
+            f"Figure 10, headwater run at {naive[0]:.2f}x the naive script: starting the tool "
             "(typer, rich, pydantic, DuckDB, pyarrow) costs ~0.3 s of CPU before any record, "
             "and the engine still decodes ndjson into Python dicts before the columnar path "
-            "(figure 9); an Arrow-native ndjson decode is what remains.")
+            "(figure 11); an Arrow-native ndjson decode is what remains.")
     return fig
 
 
@@ -224,7 +224,7 @@ def figure_columnar(cfg: Config) -> Figure:
         fn()
     times = interleaved(runs, cfg.reps)
     col = times[runs[0][0]]
-    fig = Figure(9, f"Columnar vs per-record: figure 1's chain (cents, normalize, require) "
+    fig = Figure(11, f"Columnar vs per-record: figure 1's chain (cents, normalize, require) "
                     f"on {cfg.records:,} records, ndjson bytes in, in process")
     fig.headers = ["contender", "records/s (median)", "columnar / contender (median of rounds)"]
     for name, ts in times.items():
@@ -237,7 +237,7 @@ def figure_columnar(cfg: Config) -> Figure:
     fig.headline = {"columnar_vs_record": vs_rec, "columnar_vs_floor": vs_floor}
     if vs_floor < 3:
         fig.misses.append(
-            f"Figure 9, columnar at {vs_floor:.2f}x the orjson floor: the columnar path "
+            f"Figure 11, columnar at {vs_floor:.2f}x the orjson floor: the columnar path "
             "starts from the Python dicts of the ndjson decoder (orjson) and builds Arrow "
             "columns from them; 3x the floor needs decoding straight into Arrow.")
     return fig
@@ -269,7 +269,7 @@ def figure_wide(cfg: Config) -> Figure:
         secs.append(time.perf_counter() - t0)
         if c.written != 1:
             raise RuntimeError(f"wide record not written: {c.as_dict()}")
-    fig = Figure(10, "One record with 10,000 fields (no declared columns) into a DuckDB file")
+    fig = Figure(12, "One record with 10,000 fields (no declared columns) into a DuckDB file")
     fig.headers = ["measure", "seconds (median)", "min", "max"]
     fig.rows.append(["engine + sink + commit, table created from the record",
                      f"{median(secs):.2f}", f"{min(secs):.2f}", f"{max(secs):.2f}"])
@@ -278,7 +278,7 @@ def figure_wide(cfg: Config) -> Figure:
                           f"{median(secs):.2f} s")]
     if median(secs) >= 1.0:
         fig.misses.append(
-            f"Figure 10, {median(secs):.2f} s: DuckDB's own cost of a table with 10,000 "
+            f"Figure 12, {median(secs):.2f} s: DuckDB's own cost of a table with 10,000 "
             "columns (CREATE TABLE and one INSERT of one row take ~0.4-0.8 s here, measured "
             "alone), not the sink's Python side.")
     return fig
@@ -305,7 +305,7 @@ def figure_workers(cfg: Config) -> Figure:
         fn()
     times = _rounds(contenders, cfg.reps)
     two = [t[1] for t in times["--workers 2"]]
-    fig = Figure(11, f"8 objects of {per:,} records, `headwater run --workers 2` vs "
+    fig = Figure(13, f"8 objects of {per:,} records, `headwater run --workers 2` vs "
                      f"`--workers 1` on {os.cpu_count()} cores, whole process")
     fig.headers = ["contender", "wall s (median)", "CPU s (median)",
                    "--workers 2 speed vs contender (wall, median of rounds)"]
@@ -320,7 +320,7 @@ def figure_workers(cfg: Config) -> Figure:
                           fmt_x(speedup))]
     if speedup < 1.6:
         fig.misses.append(
-            f"Figure 11, --workers 2 at {speedup:.2f}x --workers 1: starting the spawned "
+            f"Figure 13, --workers 2 at {speedup:.2f}x --workers 1: starting the spawned "
             "worker processes (each imports the runtime, pyarrow and DuckDB) costs more "
             "than objects of this size take to process; the writer needs a core too.")
     return fig

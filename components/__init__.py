@@ -2,7 +2,9 @@
 
 Never imports a cloud's runtime SDK (boto3, google-cloud-*, azure-*): only Pulumi
 providers. :data:`CLOUDS` is the one registry of deployable clouds; each names the
-package whose ``deploy_stack(stack)`` builds a stack's components.
+package whose ``deploy_stack(stack)`` builds a stack's components, whose
+``check_stack(stack)`` runs its plan-time checks and whose ``Mocks`` answer like that
+cloud (offered to ``headwater plan``, see :func:`headwater.program.offer_mocks`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import pulumi
 
+from headwater.program import offer_mocks
 from headwater.spec import REGION_KEYS, SpecError, StackConfig, parse_stack
 
 __all__ = ["CLOUDS", "deploy", "read_config"]
@@ -21,7 +24,7 @@ __all__ = ["CLOUDS", "deploy", "read_config"]
 CLOUDS: dict[str, str] = {"aws": "components.aws", "gcp": "components.gcp",
                          "azure": "components.azure"}
 CHECK_ONLY_ENV = "HEADWATER_CHECK_ONLY"  # same name as headwater.program
-KEYS = ("cloud", "pipelines", "python", "arch", "region", "alarm_email", "kms_key")
+KEYS = ("cloud", "pipelines", "python", "arch", "layers", "region", "alarm_email", "kms_key")
 
 
 def read_config(config: pulumi.Config) -> StackConfig:
@@ -57,6 +60,7 @@ def deploy(config: pulumi.Config) -> list[pulumi.ComponentResource]:
             f"built clouds: {', '.join(CLOUDS)}."
         )
     cloud = importlib.import_module(CLOUDS[stack.cloud])
+    offer_mocks(cloud.Mocks)  # `headwater plan`: answer like this cloud (else nothing)
     if os.environ.get(CHECK_ONLY_ENV):  # `headwater validate`: the checks, nothing created
         cloud.check_stack(stack)
         return []

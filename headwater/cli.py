@@ -1,4 +1,4 @@
-"""The ``headwater`` command line: run, validate, package, transforms list / new."""
+"""The ``headwater`` command line: run, validate, plan, package, transforms list / new."""
 
 from __future__ import annotations
 
@@ -103,19 +103,8 @@ def load_stack(stack: str, project_dir: Path):  # -> StackConfig
 def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> None:
     """Check the stack config, every transform's settings and the cloud's own rules (the
     checks `pulumi preview` runs first); touches no data and needs no credentials."""
-    from transforms.registry import RegistryError, default_registry
-
     config = load_stack(stack, project_dir)
-    registry = default_registry()
-    problems = []
-    for p in config.pipelines:  # every step of every pipeline: all problems in one run
-        for index, step in enumerate(p.transforms):
-            try:
-                registry.build(step.use, step.with_, pipeline=p.name, step=index)
-            except RegistryError as exc:
-                problems.append(str(exc))
-    if problems:
-        raise fail("\n".join(problems))
+    _check_transforms(config)
     if config.cloud != "local":
         _check_cloud_rules(stack, project_dir)
     table = Table(title=escape(f"stack {stack} ({config.cloud})"))
@@ -129,6 +118,22 @@ def validate(stack: StackOpt = "local", project_dir: ProjectOpt = Path(".")) -> 
     console.print(f"[green]ok[/]: {len(config.pipelines)} pipeline(s) valid")
 
 
+def _check_transforms(config) -> None:  # config: StackConfig
+    """Every step of every pipeline built with its settings: all problems in one run."""
+    from transforms.registry import RegistryError, default_registry
+
+    registry = default_registry()
+    problems = []
+    for p in config.pipelines:
+        for index, step in enumerate(p.transforms):
+            try:
+                registry.build(step.use, step.with_, pipeline=p.name, step=index)
+            except RegistryError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise fail("\n".join(problems))
+
+
 def _check_cloud_rules(stack: str, project_dir: Path) -> None:
     """The cloud's plan-time rules, by running the Pulumi program in check-only mode (the
     CLI never imports the components: it runs the program, as `pulumi` does)."""
@@ -138,6 +143,64 @@ def _check_cloud_rules(stack: str, project_dir: Path) -> None:
         check_program(stack, project_dir)
     except ProgramError as exc:
         raise fail(str(exc)) from None
+
+
+@app.command(cls=_Command)
+def plan(
+    stack: StackOpt,
+    project_dir: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable plan")] = False,
+) -> None:
+    """Evaluate the Pulumi program for the stack under its cloud's mocks (no credentials,
+    no network): the resource tree, a count per type, and every breach of the provider
+    SDK's schema, the cloud's naming rules and the policy rules. Exits 1 on any."""
+    from headwater.plan import ProgramError, plan_stack
+
+    config = load_stack(stack, project_dir)
+    _check_transforms(config)
+    try:
+        result = plan_stack(stack, project_dir)
+    except ProgramError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2, sort_keys=False) + "\n")
+    else:
+        _print_plan(result, f"stack {stack} ({config.cloud})")
+    if result.violations:
+        raise typer.Exit(1)
+
+
+def _print_plan(result, title: str) -> None:  # result: headwater.plan.Plan
+    from rich.tree import Tree
+
+    tree = Tree(escape(title))
+
+    def add(branch: Tree, node: dict) -> None:
+        props = ", ".join(f"{k}={json.dumps(v)}" for k, v in node["properties"].items())
+        label = f"[bold]{escape(node['type'])}[/] {escape(node['name'])}"
+        label += " [dim](existing, read)[/]" if node["read"] else ""
+        label += f"  [dim]{escape(props)}[/]" if props else ""
+        sub = branch.add(label)
+        for child in node["children"]:
+            add(sub, child)
+
+    for node in result.tree():
+        add(tree, node)
+    console.print(tree)
+    counts = Table(title="resources per type")
+    counts.add_column("type")
+    counts.add_column("count", justify="right")
+    for typ, n in result.counts().items():
+        counts.add_row(escape(typ), str(n))
+    console.print(counts)
+    for v in result.violations:
+        err.print(f"[bold red]violation[/] {escape(str(v))}", highlight=False, soft_wrap=True)
+    total = len(result.resources)
+    if result.violations:
+        err.print(f"[bold red]{len(result.violations)} violation(s)[/] in {total} resources",
+                  highlight=False)
+    else:
+        console.print(f"[green]ok[/]: {total} resources, 0 violations", highlight=False)
 
 
 @transforms_app.command("list", cls=_Command)
@@ -267,6 +330,96 @@ def interrupted_message(report) -> str:  # report: RunReport
             "Run again to process the rest.")
 
 
+def _local_manifest(stack: str, project_dir: Path, pipeline: str):
+    from headwater.local import local_manifests
+
+    config = load_stack(stack, project_dir)
+    if config.cloud != "local":
+        raise fail(f"stack {stack!r} is {config.cloud}: this command reads the local stack's "
+                   "folders here; for the cloud, see README (Replay and forget)")
+    try:
+        (manifest,) = local_manifests(config, [pipeline])
+    except KeyError as exc:
+        raise fail(exc.args[0]) from None
+    return manifest
+
+
+RootOpt = Annotated[Path, typer.Option(
+    "--root", metavar="DIR", help="folder standing in for the bucket (holds deadletter/)")]
+WarehouseOpt = Annotated[Path, typer.Option(
+    "--warehouse", metavar="FILE", help="the local DuckDB warehouse")]
+PipelineOpt = Annotated[str, typer.Option("--pipeline", "-p", metavar="NAME",
+                                          help="the pipeline whose dead-letters to use")]
+
+
+@app.command(cls=_Command)
+def replay(
+    pipeline: PipelineOpt,
+    stack: StackOpt = "local",
+    project_dir: ProjectOpt = Path("."),
+    root: RootOpt = Path("data"),
+    warehouse: WarehouseOpt = Path(".headwater/warehouse.duckdb"),
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="DATE", help="only dead-letters of this day (YYYY-MM-DD) and later")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="say what would be replayed; write and move nothing")] = False,
+) -> None:
+    """Run dead-letter entries through the current chain: write what now succeeds, keep
+    what still fails with its new error; replayed files move to <pipeline>/_replayed/."""
+    import datetime as dt
+
+    from runtimes.local.replay import replay_local
+
+    if since is not None:
+        try:
+            dt.date.fromisoformat(since)
+        except ValueError:
+            raise fail(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
+    manifest = _local_manifest(stack, project_dir, pipeline)
+    try:
+        report = replay_local(manifest, root, warehouse, since=since, dry_run=dry_run)
+    except Exception as exc:
+        raise fail(f"replay of pipeline {pipeline!r} failed, nothing marked as replayed: "
+                   f"{type(exc).__name__}: {exc}") from None
+    table = Table(title=escape(f"replay {pipeline}" + (" (dry run)" if dry_run else "")))
+    for col in ("files", "entries", "replayable", "written", "failed again", "kept"):
+        table.add_column(col, justify="right")
+    table.add_row(*map(str, (len(report.files), report.entries, report.replayed,
+                             report.written, report.failed_again, len(report.kept))))
+    console.print(table)
+    for name, why in dict.fromkeys(report.kept):
+        err.print(f"[yellow]kept:[/] {escape(f'{name}: {why}')}", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command(cls=_Command)
+def forget(
+    pipeline: PipelineOpt,
+    where: Annotated[str, typer.Option("--where", metavar="FIELD=VALUE",
+                                       help="the records to delete, e.g. user_id=u42")],
+    stack: StackOpt = "local",
+    project_dir: ProjectOpt = Path("."),
+    root: RootOpt = Path("data"),
+    warehouse: WarehouseOpt = Path(".headwater/warehouse.duckdb"),
+) -> None:
+    """Delete a person's records: warehouse rows, dead-letter entries and raw source
+    records where FIELD equals VALUE (right to be forgotten; local stack)."""
+    from runtimes.local.replay import forget_local
+
+    field_name, sep, value = where.partition("=")
+    if not sep or not field_name.strip():
+        raise fail(f"--where {where!r}: expected FIELD=VALUE, e.g. user_id=u42")
+    manifest = _local_manifest(stack, project_dir, pipeline)
+    report = forget_local(manifest, root, warehouse, field_name.strip(), value)
+    console.print(escape(f"forgot {field_name}={value} in pipeline {pipeline!r}: "
+                         f"{report.rows} warehouse row(s), {report.entries} dead-letter "
+                         f"entries or raw records in {len(report.files)} file(s)"),
+                  highlight=False)
+    for name in report.files:
+        console.print(f"  rewritten: {name}", markup=False, highlight=False)
+
+
 @app.command(cls=_Command)
 def package(
     stack: StackOpt = "local",
@@ -297,15 +450,42 @@ def package(
                                     progress=lambda msg: status.update(escape(f"packaging {msg}")))
     except PackagingError as exc:
         raise fail(str(exc)) from None
+    from headwater.packaging import Artifact, layout_for
+
+    limit = layout_for(config.cloud, config.python, config.arch).limits.unzipped
+    layers = f", layers {config.layers}" if config.layers != "none" else ""
     table = Table(title=escape(
-        f"stack {stack} ({config.cloud}, python {config.python}, {config.arch})"))
-    for col in ("pipeline", "artifact", "size", "sha256", "bytecode"):
+        f"stack {stack} ({config.cloud}, python {config.python}, {config.arch}{layers})"))
+    unzipped_col = f"unzipped (limit {human(limit)})" if limit else "unzipped"
+    for col in ("pipeline", "zipped", unzipped_col, "bytecode"):
         table.add_column(col, overflow="fold")
+    rows: list[tuple[str, Artifact]] = []
     for a in artifacts:
+        unzipped = human(a.unzipped_size) + (
+            f" + layer {human(a.layer.unzipped_size)}" if a.layer else "")
+        if limit:
+            unzipped += f" ({a.total_unzipped / limit:.0%})"
         table.add_row(*map(escape, (
-            a.pipeline, str(a.path), human(a.size), a.sha256,
+            a.pipeline, human(a.size), unzipped,
             f"Python {a.bytecode_python}" if a.bytecode else "none (see note)")))
+        rows.append((a.pipeline, a))
+        if a.layer is not None and a.layer.path not in {r[1].path for r in rows}:
+            label = f"shared layer ({', '.join(a.in_layer)})"
+            table.add_row(*map(escape, (
+                label, human(a.layer.size), human(a.layer.unzipped_size),
+                f"Python {a.layer.bytecode_python}" if a.layer.bytecode else "none (see note)")))
+            rows.append((label, a.layer))
     console.print(table)
+    for label, a in rows:
+        console.print(f"{label}: {a.path}  sha256 {a.sha256}", highlight=False, markup=False,
+                      soft_wrap=True)
+    trimmed = sum(t["unzipped"] for a in artifacts for t in a.trimmed.values())
+    trimmed += sum(t["unzipped"] for p in {str(a.layer.path): a.layer for a in artifacts
+                                           if a.layer}.values() for t in p.trimmed.values())
+    if trimmed:
+        console.print(f"trimmed: {human(trimmed)} (unzipped) of headers, Cython sources, build "
+                      "files and bundled tests that a function never runs", highlight=False,
+                      markup=False)
     for note in dict.fromkeys(a.bytecode_note for a in artifacts if a.bytecode_note):
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
 

@@ -6,6 +6,14 @@ The mocks stand in for the Pulumi engine and the cloud provider only: given mock
 answer like the cloud (:class:`components.aws.mocks.AwsMocks` ...), the program's wiring
 and its plan-time checks run exactly as under ``pulumi preview``. Works for any cloud;
 the program is reached by running it, never by importing components.
+
+Which mocks answer like the stack's cloud is the program's knowledge, not the tool's (the
+tool may not import ``components``). So :func:`plan_program` runs the program under
+:class:`CloudMocks`, an empty slot, and the program fills it: ``components.deploy``
+calls :func:`offer_mocks` with its cloud's mocks class as soon as it knows the cloud,
+before it registers anything. Outside a plan (``pulumi up``, tests that pass their own
+mocks) no slot is open and :func:`offer_mocks` does nothing. A new cloud needs no change
+here: its components package exports ``Mocks``.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
-__all__ = ["ARTIFACT_STANDIN_ENV", "CHECK_ONLY_ENV", "Graph", "ProgramError", "Res",
-           "check_program", "run", "run_program", "stack_config", "standin_artifacts"]
+__all__ = ["ARTIFACT_STANDIN_ENV", "CHECK_ONLY_ENV", "CloudMocks", "Graph", "ProgramError",
+           "Res", "check_program", "offer_mocks", "plan_program", "run", "run_program",
+           "stack_config", "standin_artifacts"]
 
 ROOT = Path(__file__).resolve().parents[1]
 # A zip used for every function instead of packaging one (plans, tests): read by
@@ -40,12 +49,17 @@ class ProgramError(ValueError):
 
 @dataclass
 class Res:
+    """One registered resource: its inputs as the provider receives them (camelCase), the
+    outputs the mocks answered (inputs plus ids, ARNs, names), its URN and its parent's."""
+
     typ: str
     name: str
     inputs: dict[str, Any]
     parent: str = ""
     read: bool = False
     protect: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
+    urn: str = ""
 
 
 @dataclass
@@ -84,6 +98,7 @@ class _Recorder(pulumi.runtime.Mocks):
         rid, state = self.inner.new_resource(args)
         res = self.resources.setdefault((args.typ, args.name), Res(args.typ, args.name, {}))
         res.inputs = dict(args.inputs)
+        res.outputs = dict(state or {})
         res.read = bool(args.resource_id) and not args.custom
         return rid, state
 
@@ -103,6 +118,7 @@ class _Monitor(pulumi_mocks.MockMonitor):
                                                  Res(request.type, request.name, {}))
         res.parent, res.read = request.parent, read
         res.protect = bool(getattr(request, "protect", False))
+        res.urn = self.make_urn(request.parent, request.type, request.name)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
         self._note(request, read=False)
@@ -209,3 +225,54 @@ def check_program(stack: str, project_dir: Path) -> None:
             os.environ.pop(CHECK_ONLY_ENV, None)
         else:
             os.environ[CHECK_ONLY_ENV] = old
+
+
+class CloudMocks(pulumi.runtime.Mocks):
+    """The slot a plan runs under until the program offers its cloud's mocks."""
+
+    def __init__(self) -> None:
+        self.inner: pulumi.runtime.Mocks | None = None
+
+    def _mocks(self, what: str) -> pulumi.runtime.Mocks:
+        if self.inner is None:
+            raise ProgramError(
+                f"the Pulumi program registered {what} before it named its cloud's mocks; "
+                "components.deploy must call headwater.program.offer_mocks first")
+        return self.inner
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return self._mocks(f"{args.typ} {args.name!r}").new_resource(args)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        return self._mocks(f"a call of {args.token}").call(args)
+
+
+_slot: CloudMocks | None = None
+
+
+def offer_mocks(mocks: Callable[[], pulumi.runtime.Mocks]) -> None:
+    """Called by the program with its cloud's mocks class: a running plan answers with it
+    from now on. Does nothing outside a plan."""
+    if _slot is not None and _slot.inner is None:
+        _slot.inner = mocks()
+
+
+def plan_program(stack: str, project_dir: Path, *, artifact: Path) -> Graph:
+    """Run ``project_dir/__main__.py`` for stack ``stack`` under the mocks of the stack's
+    cloud (offered by the program), every function getting ``artifact``; offline and
+    without credentials. Raises :class:`ProgramError` with the program's message when it
+    refuses the stack."""
+    global _slot
+    main = Path(project_dir) / "__main__.py"
+    if not main.is_file():
+        raise ProgramError(f"no Pulumi program at {main}: run from the project folder or "
+                           "pass --project-dir")
+    config = stack_config(Path(project_dir) / f"Pulumi.{stack}.yaml")
+    _slot = CloudMocks()
+    try:
+        return run_program(config, _slot, artifact=artifact, stack=stack,
+                           root=Path(project_dir).resolve())
+    except pulumi.RunError as exc:
+        raise ProgramError(str(exc)) from None
+    finally:
+        _slot = None

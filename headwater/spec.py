@@ -195,6 +195,9 @@ class StackConfig(_Model):
     pipelines: list[PipelineSpec] = Field(min_length=1)
     python: str = Field("3.12", pattern=r"^3\.(1[0-9])$")
     arch: Literal["arm64", "x86_64"] = "arm64"
+    # "shared": pipelines that carry a heavy distribution (pyarrow) share one layer
+    # holding it (Lambda layers); "none": every function artifact carries its own copy
+    layers: Literal["none", "shared"] = "none"
     region: str | None = None
     alarm_email: str | None = None
     kms_key: str | None = None

@@ -17,10 +17,12 @@ from headwater.spec import StackConfig
 from ..artifacts import ArtifactFor, artifact_path, packaged
 from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
+from .code import ArtifactStore
+from .mocks import AwsMocks as Mocks
 from .pipeline import Pipeline, PipelineArgs
 
-__all__ = ["CHILDREN", "BucketTrigger", "Pipeline", "PipelineArgs", "PlanError",
-           "check_pipeline", "check_stack", "deploy_stack"]
+__all__ = ["CHILDREN", "ArtifactStore", "BucketTrigger", "Mocks", "Pipeline", "PipelineArgs",
+           "PlanError", "check_pipeline", "check_stack", "deploy_stack"]
 
 
 class BucketTrigger(pulumi.ComponentResource):
@@ -65,14 +67,21 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
                                   endpoint=stack.alarm_email,
                                   opts=pulumi.ResourceOptions.merge(
                                       opts, pulumi.ResourceOptions(parent=topic)))
+    # every function's code (and the shared layer) comes from this bucket: see code.py
+    store = ArtifactStore("artifacts", stack.kms_key, opts=opts)
     pipelines: list[Pipeline] = []
     shared: dict[str, list[Pipeline]] = defaultdict(list)
     for spec in stack.pipelines:
+        artifact = artifact_for(spec)
+        layer = getattr(artifact, "layer", None)
+        layers = [store.shared_layer(layer, python=stack.python, arch=stack.arch,
+                                     dists=getattr(artifact, "in_layer", None)).arn
+                  ] if layer is not None else []
         pipeline = Pipeline(spec.name, PipelineArgs(
-            spec=spec, artifact=artifact_path(artifact_for(spec)), python=stack.python,
+            spec=spec, artifact=artifact_path(artifact), python=stack.python,
             arch=stack.arch, kms_key=stack.kms_key,
             alarm_topic_arn=topic.arn if topic is not None else None,
-            notify=spec.source.bucket is None), opts=opts)
+            notify=spec.source.bucket is None, artifacts=store, layers=layers), opts=opts)
         pipelines.append(pipeline)
         if spec.source.bucket and spec.source.notify_by == "s3":
             shared[spec.source.bucket].append(pipeline)
@@ -85,5 +94,6 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("queue_urls", {p.spec.name: p.queue.url for p in pipelines})
         pulumi.export("dlq_urls", {p.spec.name: p.dlq.url for p in pipelines})
         pulumi.export("function_names", {p.spec.name: p.function.name for p in pipelines})
+        pulumi.export("artifacts_bucket", store.bucket.bucket)
         pulumi.export("athena_queries", {p.spec.name: p.athena_query for p in pipelines})
     return out

@@ -9,6 +9,7 @@ the tests of a program that attaches more to a pipeline's children.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pulumi
@@ -52,6 +53,16 @@ def aws_outputs(typ: str, name: str, inputs: dict[str, Any], rid: str = "") -> t
         bucket = inputs.get("bucket") or rid or f"{inputs.get('bucketPrefix', name)}20240501"
         state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
         return bucket, state
+    if typ == "aws:s3/bucketObjectv2:BucketObjectv2":
+        # a versioned bucket gives each put a version id; the same content, the same id here
+        key = inputs.get("key") or name
+        version = hashlib.sha256(f"{inputs.get('bucket')}/{key}".encode()).hexdigest()[:32]
+        state.update(key=key, versionId=version, etag=version[:32], id=key)
+        return rid or key, state
+    if typ == "aws:lambda/layerVersion:LayerVersion":
+        layer = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{inputs.get('layerName', name)}"
+        state.update(layerArn=layer, arn=f"{layer}:1", version="1")
+        return rid or f"{layer}:1", state
     if typ == "aws:sqs/queue:Queue":
         qname = inputs.get("name") or f"{name}-abc1234"
         url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{qname}"

@@ -8,11 +8,9 @@ spec is merged into that child's arguments (see :data:`CHILDREN`).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -23,6 +21,7 @@ from headwater.spec import PipelineSpec
 from ..common import merge_args
 from . import policy, storage
 from .checks import check_pipeline, function_name, lookup_keys, queue_timeouts
+from .code import ArtifactStore, Code
 
 __all__ = ["Pipeline", "PipelineArgs", "event_pattern"]
 
@@ -53,30 +52,24 @@ def event_pattern(bucket: str, prefix: str, suffix: str = "") -> dict[str, Any]:
 class PipelineArgs:
     """Arguments of :class:`Pipeline`.
 
-    ``artifact`` is the function's zip (a path, or any :class:`pulumi.Archive`);
-    ``notify=False`` leaves the S3 notification to the caller (pipelines sharing an existing
+    ``artifact`` is the function's zip file, uploaded to ``artifacts`` (the stack's
+    :class:`ArtifactStore`; a pipeline made on its own gets one of its own) as the object
+    its function's code comes from; ``layers`` are layer version ARNs put first in the
+    function's layers (the stack's shared layer). ``notify=False`` leaves the S3 notification to the caller (pipelines sharing an existing
     bucket must share one notification, see :func:`components.aws.deploy_stack`), which then
     reads :attr:`Pipeline.notification_queue`.
     """
 
     spec: PipelineSpec
-    artifact: str | os.PathLike[str] | pulumi.Archive
+    artifact: str | os.PathLike[str]
     python: str = "3.12"
     arch: str = "arm64"
     kms_key: str | None = None
     alarm_topic_arn: pulumi.Input[str] | None = None
     glue_database: str | None = None
     notify: bool = True
-
-
-def _code(artifact: Any) -> tuple[pulumi.Archive, str | None]:
-    if isinstance(artifact, pulumi.Archive):
-        return artifact, None
-    path = os.fspath(artifact)
-    with open(path, "rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").digest()
-    # Lambda's CodeSha256 form (base64): an unchanged artifact shows no diff.
-    return pulumi.FileArchive(path), base64.b64encode(digest).decode()
+    artifacts: ArtifactStore | None = None
+    layers: list[pulumi.Input[str]] = field(default_factory=list)
 
 
 class Pipeline(pulumi.ComponentResource):
@@ -335,17 +328,25 @@ class Pipeline(pulumi.ComponentResource):
         }
 
     def _function(self) -> None:
-        """The function from the packaged artifact, and its SQS trigger. Back-pressure:
-        the queue absorbs bursts; at most ``max_concurrency`` invocations reach the
-        warehouse. Failed records are reported per message, not per batch."""
+        """The function, its code from the artifact's S3 object (see ``code.py``), and
+        its SQS trigger. Back-pressure: the queue absorbs bursts; at most
+        ``max_concurrency`` invocations reach the warehouse. Failed records are reported
+        per message, not per batch."""
         spec, name, args = self.spec, self._name, self._args
         fn_timeout, _ = queue_timeouts(spec)
-        code, code_hash = _code(args.artifact)
+        self.artifacts = args.artifacts or ArtifactStore(
+            f"{name}-artifacts", self._args.kms_key, owner=name,
+            opts=pulumi.ResourceOptions(parent=self))
+        self.code: Code = self.artifacts.upload(f"{name}-code", args.artifact, parent=self)
+        # a user's `overrides.aws.function.layers` come after the shared layer, not instead
+        fn_overrides = dict(self._overrides.get("function", {}))
+        layers = [*args.layers, *fn_overrides.pop("layers", [])]
+        self._overrides["function"] = fn_overrides
         self.function = self._make("function", aws.lambda_.Function, f"{name}-function", {
             "name": self._fn_name, "role": self.role.arn, "handler": HANDLER,
             "runtime": f"python{args.python}", "architectures": [args.arch],
             "memory_size": spec.limits.memory_mb, "timeout": fn_timeout,
-            "code": code, **({"source_code_hash": code_hash} if code_hash else {}),
+            **self.code.function_args(), **({"layers": layers} if layers else {}),
             "environment": {"variables": self.environment()},
             "logging_config": {"log_format": "JSON", "log_group": self.log_group.name},
         }, depends_on=[self.role_policy, self.log_group])

@@ -1,32 +1,21 @@
 """IAM policy documents for the AWS component, and the wildcard rule they obey.
 
-The rule (checked by :func:`wildcard_problems` at plan time and in the tests):
-
-- an ``Allow`` statement never has ``*`` in an Action;
-- an ``Allow`` Resource has no ``*`` except as the last character of an ARN that names
-  the children of one exact parent: S3 objects under a non-empty key prefix
-  (``arn:aws:s3:::bucket/raw/orders/*``) or the log streams of one log group
-  (``arn:aws:logs:region:account:log-group:/aws/lambda/fn:log-stream:*``). Object keys and
-  Lambda's log stream names are chosen at run time, so IAM has no other way to name them;
-  the parent is always exact;
-- a ``Deny`` statement may use wildcards only when it is the TLS-only guard (condition
-  ``aws:SecureTransport = false``): a wildcard there narrows access, it never grants it.
+The rule is :func:`headwater.policies.aws.wildcard_problems`, written once: this module
+refuses a document that breaks it when it is rendered, ``headwater plan`` and the
+CrossGuard pack (``policy/``) check every policy document of a stack with it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 
-__all__ = ["assume_role", "document", "statement", "tls_only", "wildcard_problems"]
+from headwater.policies.aws import wildcard_problems
 
-_S3_PREFIX = re.compile(r"^arn:[a-z-]+:s3:::[a-z0-9][a-z0-9.-]*/[^*?]+\*$")
-_LOG_STREAMS = re.compile(
-    r"^arn:[a-z-]+:logs:[a-z0-9-]+:\d{12}:log-group:[^*?:]+:log-stream:\*$")
+__all__ = ["assume_role", "document", "statement", "tls_only", "wildcard_problems"]
 
 
 def statement(actions: Sequence[str], resources: Sequence[Any], sid: str | None = None,
@@ -79,35 +68,3 @@ def tls_only(bucket_arn: pulumi.Input[str]) -> pulumi.Output[str]:
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }],
     }, sort_keys=True))
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _is_tls_guard(stmt: dict[str, Any]) -> bool:
-    cond = stmt.get("Condition") or {}
-    return str((cond.get("Bool") or {}).get("aws:SecureTransport")).lower() == "false"
-
-
-def wildcard_problems(doc: dict[str, Any] | str) -> list[str]:
-    """Every breach of the wildcard rule in ``doc`` (a policy document or its JSON)."""
-    if isinstance(doc, str):
-        doc = json.loads(doc)
-    problems: list[str] = []
-    for i, stmt in enumerate(_as_list(doc.get("Statement", []))):
-        where = f"Statement[{i}]"
-        if "NotAction" in stmt or "NotResource" in stmt:
-            problems.append(f"{where} uses NotAction/NotResource")
-        actions = [str(a) for a in _as_list(stmt.get("Action", []))]
-        resources = [str(r) for r in _as_list(stmt.get("Resource", []))]
-        if stmt.get("Effect") == "Deny":
-            if (any("*" in a for a in actions) or any("*" in r for r in resources)) \
-                    and not _is_tls_guard(stmt):
-                problems.append(f"{where}: wildcard in a Deny that is not the TLS guard")
-            continue
-        problems += [f"{where}: Action {a!r} has '*'" for a in actions if "*" in a]
-        for r in resources:
-            if "*" in r and not (_S3_PREFIX.match(r) or _LOG_STREAMS.match(r)):
-                problems.append(f"{where}: Resource {r!r} has '*'")
-    return problems

@@ -14,9 +14,10 @@ from headwater.spec import StackConfig
 from ..artifacts import ArtifactFor, artifact_path, packaged
 from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
+from .mocks import AzureMocks as Mocks
 from .pipeline import DEFAULT_LOCATION, Pipeline, PipelineArgs
 
-__all__ = ["CHILDREN", "Pipeline", "PipelineArgs", "PlanError", "check_pipeline",
+__all__ = ["CHILDREN", "Mocks", "Pipeline", "PipelineArgs", "PlanError", "check_pipeline",
            "check_stack", "deploy_stack"]
 
 

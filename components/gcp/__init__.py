@@ -17,9 +17,10 @@ from headwater.spec import StackConfig
 from ..artifacts import ArtifactFor, artifact_path, packaged
 from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
+from .mocks import GcpMocks as Mocks
 from .pipeline import Pipeline, PipelineArgs
 
-__all__ = ["CHILDREN", "Pipeline", "PipelineArgs", "PlanError", "check_pipeline",
+__all__ = ["CHILDREN", "Mocks", "Pipeline", "PipelineArgs", "PlanError", "check_pipeline",
            "check_stack", "deploy_stack"]
 
 

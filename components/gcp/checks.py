@@ -31,6 +31,8 @@ CHILDREN: dict[str, type] = {
     "service_account": gcp.serviceaccount.AccountArgs,
     "invoker_account": gcp.serviceaccount.AccountArgs,
     "firestore": gcp.firestore.DatabaseArgs,
+    "state_database": gcp.firestore.DatabaseArgs,
+    "state_ttl": gcp.firestore.FieldArgs,
     "dataset": gcp.bigquery.DatasetArgs,
     "table": gcp.bigquery.TableArgs,
     "view": gcp.bigquery.TableArgs,
@@ -67,9 +69,9 @@ def dataset_id(project: str, stack: str, pipeline: str) -> str:
     return short_id(project, stack, pipeline, limit=1024, sep="_")
 
 
-def database_id(stack: str, pipeline: str) -> str:
+def database_id(stack: str, pipeline: str, *role: str) -> str:
     """A Firestore database id: 4-63 lower-case letters, digits and ``-``."""
-    return short_id("hw", stack, pipeline, limit=63)
+    return short_id("hw", stack, pipeline, *role, limit=63)
 
 
 def bigquery_type(spec_type: str) -> str:

@@ -43,6 +43,8 @@ from .checks import (
 __all__ = ["ENTRY_POINT", "Pipeline", "PipelineArgs"]
 
 ENTRY_POINT = "handle"  # in main.py at the artifact's root (runtimes.gcp.main.handle)
+IDEMPOTENCY_COLLECTION = "processed"  # one document per object generation (runtimes/gcp)
+EXPIRES_FIELD = "expires_at"  # its TTL field
 RETENTION = "604800s"  # 7 days, Pub/Sub's maximum for a subscription's unacked messages
 MIN_BACKOFF, MAX_BACKOFF = "10s", "600s"
 
@@ -94,6 +96,7 @@ class Pipeline(pulumi.ComponentResource):
         self._raw_bucket(region)
         self._notifications(region, gcs_agent)
         self._lookups(stack, region)
+        self._state(stack, region)
         self._sink(stack, region)
         self._deadletter_bucket(region)
         self._secrets()
@@ -110,6 +113,7 @@ class Pipeline(pulumi.ComponentResource):
             "function_name": self.function.name, "function_uri": self.function.url,
             "table_id": self.table.id, "view_id": self.view.id,
             "deadletter_bucket_name": self.deadletter_bucket.name,
+            "state_database": self.state_database.name,
             "bigquery_query": self.bigquery_query,
         })
 
@@ -189,6 +193,33 @@ class Pipeline(pulumi.ComponentResource):
                     self.fn_member, project=self.project_id, condition=condition,
                     project_level=True)
 
+    def _state(self, stack: str, region: str) -> None:
+        """Which object generations were processed (runtimes/gcp/idempotency.py): a
+        Firestore database of its own, so the function's read-write role on it grants no
+        write to the lookup tables; old documents deleted by a TTL policy."""
+        self.state_database = self._make("state_database", gcp.firestore.Database,
+                                         f"{self._name}-state", {
+            "name": database_id(stack, self.spec.name, "state"), "location_id": region,
+            "type": "FIRESTORE_NATIVE", "concurrency_mode": "OPTIMISTIC",
+            # only transient bookkeeping: `pulumi destroy` may remove it
+            "delete_protection_state": "DELETE_PROTECTION_DISABLED",
+            "deletion_policy": "DELETE"})
+        self.idempotency_collection = IDEMPOTENCY_COLLECTION
+        self.state_ttl = self._make("state_ttl", gcp.firestore.Field, f"{self._name}-state-ttl", {
+            "database": self.state_database.name, "collection": IDEMPOTENCY_COLLECTION,
+            "field": EXPIRES_FIELD, "ttl_config": {},
+            # no single-field index on a timestamp written on every claim
+            "index_config": {}})
+        # Firestore has no resource-level IAM: a project binding, conditioned on this database
+        condition = {
+            "title": f"headwater {self.spec.name} state",
+            "description": "read and write the pipeline's own state database only",
+            "expression": pulumi.Output.concat('resource.name == "', self.state_database.id,
+                                               '"')}
+        self._grant(gcp.projects.IAMMember, "state-user", "roles/datastore.user",
+                    self.fn_member, project=self.project_id, condition=condition,
+                    project_level=True)
+
     def _sink(self, stack: str, region: str) -> None:
         spec = self.spec
         clustering = (self._overrides.get("table") or {}).get("clusterings")
@@ -241,6 +272,9 @@ class Pipeline(pulumi.ComponentResource):
             "HEADWATER_LOOKUP_COLLECTIONS": json.dumps(self.collections, sort_keys=True),
             # Secret *references*, never values: the function reads them at run time.
             "HEADWATER_SECRETS": json.dumps(dict(spec.secrets), sort_keys=True),
+            "HEADWATER_STATE_DATABASE": self.state_database.name,
+            "HEADWATER_IDEMPOTENCY_COLLECTION": self.idempotency_collection,
+            "HEADWATER_TIMEOUT_S": str(spec.limits.timeout_s),  # the claim's lease
         }
         if self.firestore is not None:
             env["HEADWATER_FIRESTORE_DATABASE"] = self.firestore.name

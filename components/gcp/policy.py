@@ -6,9 +6,10 @@ The rule (checked by :func:`role_problems` when a binding is made, and in the te
   thousands of permissions across every service;
 - no admin role: the function reads, inserts and creates, it never manages;
 - a binding is made on the resource it is about (bucket, topic, subscription, dataset,
-  secret, service, service account). The one project-level binding is Firestore's
-  ``datastore.viewer``, which has no resource-level IAM: it carries an IAM condition
-  naming the pipeline's database, so it grants nothing elsewhere.
+  secret, service, service account). The project-level bindings are Firestore's
+  (``datastore.viewer`` on the lookup database, ``datastore.user`` on the state
+  database), which has no resource-level IAM: each carries an IAM condition naming the
+  pipeline's database, so it grants nothing elsewhere.
 """
 
 from __future__ import annotations

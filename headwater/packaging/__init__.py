@@ -10,7 +10,7 @@ ever inside an artifact.
 """
 
 from .archive import Artifact, DistSize
-from .build import build_pipeline_artifact, build_stack
+from .build import build_layer, build_pipeline_artifact, build_stack
 from .errors import ArtifactTooLargeError, MissingWheelError, NoPlatformWheelError, PackagingError
 from .layouts import (
     AwsLambdaLayout,
@@ -37,6 +37,7 @@ __all__ = [
     "PackagingError",
     "Target",
     "Wheelhouse",
+    "build_layer",
     "build_pipeline_artifact",
     "build_stack",
     "default_wheelhouse",

@@ -53,6 +53,16 @@ class Artifact:
     bytecode_note: str = ""  # why there is no bytecode
     bytecode_skipped: list[str] = field(default_factory=list)  # distribution files that
     # did not compile for the target (shipped as source only, as pip installs them)
+    trimmed: dict[str, dict[str, int]] = field(default_factory=dict)  # dist -> {files,
+    # unzipped}: what trim.py dropped (files a function never runs)
+    layer: Artifact | None = None  # the shared layer this function runs with, if any
+    in_layer: list[str] = field(default_factory=list)  # distributions left to that layer
+
+    @property
+    def total_unzipped(self) -> int:
+        """Unzipped bytes the function runs with: its code plus its layer (the platform's
+        limit counts both)."""
+        return self.unzipped_size + (self.layer.unzipped_size if self.layer else 0)
 
     def to_json(self) -> dict:
         return {
@@ -61,6 +71,7 @@ class Artifact:
             "python": self.python, "arch": self.arch, "input_hash": self.input_hash,
             "bytecode": self.bytecode, "bytecode_python": self.bytecode_python,
             "bytecode_note": self.bytecode_note, "bytecode_skipped": self.bytecode_skipped,
+            "trimmed": dict(sorted(self.trimmed.items())), "in_layer": self.in_layer,
             "distributions": {k: vars(v) for k, v in sorted(self.distributions.items())},
         }
 

@@ -6,7 +6,11 @@ chain's distributions and writes the archive; the layout only says
 - which Python platform the function runs on (:class:`Target`: wheel tags, markers),
 - which distributions the platform runtime already provides (boto3 on Lambda),
 - which headwater adapter package goes in next to the engine,
-- the artifact's file name and the platform's size limits.
+- the artifact's file name and the platform's size limits,
+- with ``headwater:layers: shared``, which heavy distributions go into one layer shared
+  by the stack's functions (:attr:`Layout.shared`) and where a layer's files go.
+
+What a function never runs is trimmed from third-party distributions (:mod:`.trim`).
 
 A new cloud is a subclass here and one entry in :data:`LAYOUTS`; what it ships is
 :data:`SHIPPED_FOLDERS` plus its ``runtimes/<cloud>/`` folder.
@@ -120,6 +124,10 @@ class Layout:
     runtime_requires: ClassVar[tuple[str, ...]] = ()
     # where dependency wheels are unpacked ("" = the artifact root, beside runtimes/)
     site_packages: ClassVar[str] = ""
+    # distributions that `headwater:layers: shared` moves out of the function artifacts
+    # into one layer (with their requirements); () when the platform has no layers
+    shared: ClassVar[tuple[str, ...]] = ()
+    layer_root: ClassVar[str] = ""  # the folder of a layer zip that lands on sys.path
 
     def __init__(self, python: str = "3.12", arch: str = "arm64") -> None:
         self.target = self.make_target(python, arch)
@@ -129,6 +137,9 @@ class Layout:
 
     def artifact_name(self, pipeline: str) -> str:
         return f"{pipeline}-{self.kind}.zip"
+
+    def layer_name(self) -> str:
+        return f"shared-layer-{self.kind}.zip"
 
     def shipped_folders(self) -> tuple[str, ...]:
         """The headwater folders this artifact holds: the neutral core and the adapter."""
@@ -148,7 +159,14 @@ class AwsLambdaLayout(Layout):
     provided = frozenset({"boto3", "botocore"})
     adapter = "runtimes/aws"
     entry = "runtimes/aws/handler.py"
-    limits = Limits(zipped=50 * MIB, unzipped=250 * MIB)
+    # The code always goes through an S3 object (components/aws: the stack's artifacts
+    # bucket), so the 50 MiB direct-upload limit never applies; what remains is 250 MiB
+    # unzipped, the function's code and its layers together.
+    limits = Limits(zipped=None, unzipped=250 * MIB)
+    direct_upload = 50 * MIB  # for messages and docs only: headwater never uploads directly
+    # pyarrow is ~150 MiB unzipped: one layer version shared by a stack's Parquet pipelines
+    shared = ("pyarrow",)
+    layer_root = "python/"  # Lambda puts /opt/python on sys.path
 
     def make_target(self, python: str, arch: str) -> Target:
         if arch not in ("arm64", "x86_64"):

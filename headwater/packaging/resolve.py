@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from .errors import PackagingError
 from .layouts import Target
 
-__all__ = ["HEADWATER", "Need", "resolve"]
+__all__ = ["HEADWATER", "Need", "resolve", "resolve_roots"]
 
 HEADWATER = "headwater"
 PARQUET_FORMATS = ("parquet", "auto")
@@ -68,12 +68,18 @@ def resolve(manifest: dict[str, Any], target: Target,
             runtime: tuple[str, ...] = ()) -> list[Need]:
     """The requirement closure of ``manifest`` plus the adapter's own ``runtime``
     distributions (SDKs the platform does not provide), sorted by name."""
+    return resolve_roots([*roots(manifest), *((n, "the function adapter", "") for n in runtime)],
+                         target, provided)
+
+
+def resolve_roots(wanted: list[tuple[str, str, str]], target: Target,
+                  provided: frozenset[str] = frozenset()) -> list[Need]:
+    """The requirement closure of ``(distribution, required_by, plugin)`` roots, sorted."""
     skip = {canonicalize_name(n) for n in provided} | {HEADWATER}
     found: dict[str, Need] = {}
     extras_seen: dict[str, set[str]] = {}
     queue: deque[tuple[str, frozenset[str], str, str]] = deque(
-        (name, frozenset(), why, plugin) for name, why, plugin in roots(manifest))
-    queue.extend((name, frozenset(), "the function adapter", "") for name in runtime)
+        (name, frozenset(), why, plugin) for name, why, plugin in wanted)
     while queue:
         name, extras, why, plugin = queue.popleft()
         key = canonicalize_name(name)

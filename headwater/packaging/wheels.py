@@ -43,8 +43,10 @@ __all__ = ["Entry", "Wheelhouse", "default_wheelhouse", "distribution_entries", 
 # also carry the builder's absolute paths
 DIST_INFO_DROP = {"RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED",
                   "direct_url.json"}
-# build-time only: C headers and Cython sources are never imported at run time
-DEV_SUFFIXES = (".pyc", ".pyo", ".h", ".hpp", ".pxd", ".pyx", ".pxi")
+# bytecode of the builder's Python: the build compiles its own for the target (bytecode.py);
+# what else a function never runs (headers, Cython sources, test suites) is trimmed by
+# trim.py, after the entries are gathered, so that the build can report the saving
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Entry:
 
 def skipped(arcname: str) -> bool:
     parts = PurePosixPath(arcname).parts
-    if not parts or "__pycache__" in parts or arcname.endswith(DEV_SUFFIXES):
+    if not parts or "__pycache__" in parts or arcname.endswith(BYTECODE_SUFFIXES):
         return True
     if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] in DIST_INFO_DROP:
         return True

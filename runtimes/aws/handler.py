@@ -35,12 +35,13 @@ from transforms.contract import Context, SimpleMetrics
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
 from ..core.engine import Checkpoint, Counters, Engine
 from ..core.env import env_json, function_manifest
+from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log as _log
 from ..core.manifest import ManifestError
 from ..core.metrics import invocation_values
 from . import clients, events, metrics
 from .deadletter import S3DeadLetter
-from .idempotency import BUSY, DONE, Idempotency
+from .idempotency import Idempotency
 from .ports import DynamoLookup, SecretStore
 from .sink import FirehoseSink
 
@@ -48,10 +49,6 @@ __all__ = ["ObjectBusy", "handler"]
 
 DEFAULT_MIN_REMAINING_MS = 10_000
 NO_CONTEXT_LEASE_S = 900  # the longest a Lambda invocation can run
-
-
-class ObjectBusy(RuntimeError):
-    """Another invocation holds a live claim on the object: let SQS redeliver later."""
 
 
 @dataclass
@@ -183,58 +180,29 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
         _log("WARN", "object outside the pipeline's source prefix/suffix: ignored",
              pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key, prefix=rt.settings.prefix)
         return None
-    idem = rt.idempotency
-    pk = token = None
-    resume = None
-    if idem is not None:
-        pk = Idempotency.key(ref.bucket, ref.key, ref.etag)
-        lease = NO_CONTEXT_LEASE_S if remaining_ms is None else remaining_ms / 1000 + 30
-        state, token = idem.claim(pk, lease)
-        if state == DONE:
-            rt.stats["Duplicates"] += 1
-            _log("INFO", "object already processed: nothing written", pipeline=rt.pipeline,
-                 bucket=ref.bucket, key=ref.key, etag=ref.etag)
-            return None
-        if state == BUSY:
-            raise ObjectBusy(f"s3://{ref.bucket}/{ref.key} is being processed by another "
-                             "invocation")
-        resume = Checkpoint.of(idem.resume_from)
-        if resume is not None:
-            _log("INFO", "resuming an object after the records an earlier attempt wrote",
-                 pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key, **resume.as_dict())
+    lease = NO_CONTEXT_LEASE_S if remaining_ms is None else remaining_ms / 1000 + 30
 
-    def checkpoint(progress: Checkpoint) -> None:
-        if idem is not None and token is not None:
-            idem.checkpoint(pk, token, progress.as_dict())  # type: ignore[arg-type]
-
-    try:
+    def work(resume: Checkpoint | None, checkpoint: Any) -> Counters:
         body = _read(ref)
         if body is None:  # a newer version replaced it; that version's notification comes
             rt.stats["Superseded"] += 1
             _log("INFO", "object was overwritten before it was read: this version is gone, "
                  "the newer one has its own notification", pipeline=rt.pipeline,
                  bucket=ref.bucket, key=ref.key, etag=ref.etag)
-            counters = Counters()
-        else:
-            try:
-                counters = rt.engine.process_object(
-                    body, ref.key, ref.bucket, ref.version_id or ref.etag or None,
-                    resume=resume, checkpoint=checkpoint if idem is not None else None)
-            finally:
-                body.close()
-    except BaseException:
-        if idem is not None and token is not None:
-            _release(rt, idem, pk, token)  # type: ignore[arg-type]
-        raise
-    rt.stats["Objects"] += 1
-    if idem is not None and token is not None:
+            return Counters()
         try:
-            idem.complete(pk, token, counters.as_dict())  # type: ignore[arg-type]
-        except Exception as exc:
-            # the records are written; failing the message now would write them twice
-            _log("ERROR", "object processed but not marked done; its lease will expire",
-                 pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key,
-                 error_type=type(exc).__name__, error=str(exc))
+            return rt.engine.process_object(
+                body, ref.key, ref.bucket, ref.version_id or ref.etag or None,
+                resume=resume, checkpoint=checkpoint)
+        finally:
+            body.close()
+
+    counters = process_once(
+        rt.idempotency, Idempotency.key(ref.bucket, ref.key, ref.etag), lease, work,
+        what=f"s3://{ref.bucket}/{ref.key}", stats=rt.stats, pipeline=rt.pipeline,
+        bucket=ref.bucket, key=ref.key, etag=ref.etag)
+    if counters is not None:
+        rt.stats["Objects"] += 1
     return counters
 
 
@@ -253,11 +221,3 @@ def _read(ref: events.ObjectRef) -> Any:
         if clients.error_code(exc) in ("PreconditionFailed", "412"):
             return None
         raise
-
-
-def _release(rt: _Runtime, idem: Idempotency, pk: str, token: str) -> None:
-    try:
-        idem.release(pk, token)
-    except Exception as exc:
-        _log("ERROR", "could not release the idempotency claim; it expires with its lease",
-             pipeline=rt.pipeline, pk=pk, error_type=type(exc).__name__, error=str(exc))

@@ -1,4 +1,6 @@
-"""Each source object is processed once, however often SQS delivers its notification.
+"""Each source object is processed once, however often SQS delivers its notification:
+the DynamoDB store of :mod:`runtimes.core.idempotency` (whose state machine this follows;
+the claim's condition expression is :func:`~runtimes.core.idempotency.claimable`).
 
 One DynamoDB item per object version, ``pk = "<bucket>/<key>#<etag>"``:
 
@@ -30,13 +32,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..core.idempotency import BUSY, DONE, DONE_TTL_S, GO
 from .clients import error_code
 
 __all__ = ["BUSY", "DONE", "GO", "Idempotency"]
 
-GO, DONE, BUSY = "go", "done", "busy"
 CHECKPOINT = "checkpoint"
-DONE_TTL_S = 14 * 24 * 3600  # SQS keeps a message at most 14 days
 
 
 def _conditional(exc: ClientError) -> bool:

@@ -12,11 +12,19 @@ policy) posts plain Pub/Sub push JSON to it; CloudEvents from an Eventarc trigge
   acknowledged with a warning, never read as the latest bytes: the newer generation has
   its own notification.
 
+With ``HEADWATER_IDEMPOTENCY_COLLECTION`` set (the component sets it), each object
+generation is claimed in Firestore first (:mod:`.idempotency`): a generation already done
+is acknowledged without work, one another request is working on is answered 409 (Pub/Sub
+retries later), and a redelivery after a failure resumes after the last batch the failed
+attempt settled. The lease lasts the function's timeout (``HEADWATER_TIMEOUT_S``) and a
+margin.
+
 Status: 204 when the object is handled (every record written or dead-lettered); 500 when
 it is not (a store down, the dead-letter not writable), so Pub/Sub redelivers with
 backoff and, after the subscription's attempts, moves the message to the dead-letter
-topic; 400 for a request that is no notification (it, too, ends on the dead-letter topic).
-Rows carry stable insert ids, so a redelivery does not duplicate what was written.
+topic; 409 while another request holds the object; 400 for a request that is no
+notification (it, too, ends on the dead-letter topic). Rows carry stable insert ids, so a
+redelivery does not duplicate what was written even without the idempotency collection.
 
 The engine, its chain (from the baked manifest, ``HEADWATER_MANIFEST`` or
 ``<artifact root>/headwater_manifest.json``) and the clients are built once per instance.
@@ -34,11 +42,13 @@ from typing import Any
 from transforms.contract import Context, SimpleMetrics
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
-from ..core.engine import Counters, Engine
+from ..core.engine import Checkpoint, Counters, Engine
 from ..core.env import env_json, function_manifest, required_env
+from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
 from . import clients, events, metrics
 from .deadletter import GcsDeadLetter
+from .idempotency import FirestoreIdempotency
 from .ports import FirestoreLookup, SecretStore
 from .sink import BigQuerySink
 
@@ -46,6 +56,8 @@ __all__ = ["handle", "handle_notification"]
 
 READ_CHUNK = 8 * 1024 * 1024
 READ_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 3600  # the longest an HTTP Cloud Function (gen2) may run
+LEASE_MARGIN_S = 30
 
 
 @dataclass
@@ -53,6 +65,8 @@ class _Runtime:
     pipeline: str
     engine: Engine
     settings: PipelineSettings
+    idempotency: FirestoreIdempotency | None = None
+    lease_s: float = DEFAULT_TIMEOUT_S + LEASE_MARGIN_S
 
 
 _state: list[_Runtime] = []
@@ -87,7 +101,12 @@ def _build() -> _Runtime:
             os.environ.get("HEADWATER_DEADLETTER_PREFIX", settings.deadletter_prefix)),
         ctx=ctx,
     )
-    return _Runtime(name, engine, settings)
+    collection = os.environ.get("HEADWATER_IDEMPOTENCY_COLLECTION")
+    idempotency = FirestoreIdempotency(
+        clients.firestore(os.environ.get("HEADWATER_STATE_DATABASE")),
+        collection) if collection else None
+    timeout = int(os.environ.get("HEADWATER_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
+    return _Runtime(name, engine, settings, idempotency, timeout + LEASE_MARGIN_S)
 
 
 def _runtime() -> _Runtime:
@@ -106,6 +125,12 @@ def handle(request: Any) -> tuple[str, int]:
         return f"not a GCS notification: {exc}\n", 400
     try:
         handle_notification(note)
+    except ObjectBusy as exc:
+        log("WARNING", "object held by another request; Pub/Sub will redeliver the "
+            "notification", pipeline=_state[0].pipeline if _state else "",
+            messageId=note.message_id, bucket=note.object.bucket, object=note.object.name,
+            generation=note.object.generation, deliveryAttempt=note.delivery_attempt)
+        return f"{exc}\n", 409
     except Exception as exc:
         log("ERROR", "object not processed; Pub/Sub will redeliver the notification",
             pipeline=_state[0].pipeline if _state else "", messageId=note.message_id,
@@ -132,8 +157,21 @@ def handle_notification(note: events.Notification) -> Counters | None:
             prefix=rt.settings.prefix, **where)
         return None
     rt.engine.ctx.metrics = SimpleMetrics()  # per-request transform metrics
-    counters = _process(rt, ref)
-    if counters is None:
+    gone: list[bool] = []
+
+    def work(resume: Checkpoint | None, checkpoint: Any) -> Counters:
+        counters = _process(rt, ref, resume, checkpoint)
+        if counters is None:
+            gone.append(True)
+            return Counters()
+        return counters
+
+    key = FirestoreIdempotency.key(ref.bucket, ref.name, ref.generation)
+    counters = process_once(rt.idempotency, key, rt.lease_s, work,
+                            what=f"gs://{ref.bucket}/{ref.name}#{ref.generation}", **where)
+    if counters is None:  # done before: nothing to count
+        return None
+    if gone:
         log("WARNING", "the notified object generation is not there any more (overwritten or "
             "deleted before it was read): nothing read; a newer generation has its own "
             "notification",
@@ -147,7 +185,8 @@ def handle_notification(note: events.Notification) -> Counters | None:
     return counters
 
 
-def _process(rt: _Runtime, ref: events.ObjectRef) -> Counters | None:
+def _process(rt: _Runtime, ref: events.ObjectRef, resume: Checkpoint | None = None,
+             checkpoint: Any = None) -> Counters | None:
     """Stream the notified generation into the engine; None when that generation is gone.
 
     The metadata read first tells a gone generation apart from every later NotFound (a
@@ -168,4 +207,5 @@ def _process(rt: _Runtime, ref: events.ObjectRef) -> Counters | None:
         return rt.engine.process_object(io.BytesIO(b""), ref.name, ref.bucket,
                                         version=ref.generation)
     with blob.open("rb", chunk_size=READ_CHUNK, timeout=READ_TIMEOUT_S) as stream:
-        return rt.engine.process_object(stream, ref.name, ref.bucket, version=ref.generation)
+        return rt.engine.process_object(stream, ref.name, ref.bucket, version=ref.generation,
+                                        resume=resume, checkpoint=checkpoint)

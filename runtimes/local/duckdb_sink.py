@@ -166,7 +166,7 @@ class DuckDBSink:
         self.table = table
         self.pipeline = pipeline
         self.max_batch = max_batch
-        self.object_key = ""
+        self._key = ""
         self.collect = collect
         self.collected: list[Any] = []
         self.declared = {c: sql_type(c, t) for c, t in (columns or {}).items()}
@@ -179,6 +179,17 @@ class DuckDBSink:
         self._pending: list[tuple[str, pa.Table]] = []  # checked batches not inserted yet
         self._pending_rows = 0
         self.timestamps_utc = self._utc_session()
+
+    @property
+    def object_key(self) -> str:
+        """The source object the rows written now come from (``_headwater_object``)."""
+        return self._key
+
+    @object_key.setter
+    def object_key(self, key: str) -> None:
+        if key != self._key:
+            self.flush()  # rows kept back belong to the previous object
+        self._key = key
 
     # -- schema -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from test_aws_component_mocks import PIPELINE, Graph, example_config, fake_artif
 
 from components.aws.policy import wildcard_problems
 
+STORE = "headwater:aws:ArtifactStore"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 PER_PIPELINE = {
@@ -26,6 +27,7 @@ PER_PIPELINE = {
     "aws:sqs/queue:Queue": 2,
     "aws:sqs/queuePolicy:QueuePolicy": 1,
     "aws:lambda/function:Function": 1,
+    "aws:s3/bucketObjectv2:BucketObjectv2": 1,  # the function's code, in the artifacts bucket
     "aws:cloudwatch/logGroup:LogGroup": 1,
     "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
     "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": 1,
@@ -55,8 +57,16 @@ def test_graph_has_each_pipelines_children_under_its_component(graph):
         kinds = Counter(r.typ for r in graph.children(name))
         expected = dict(PER_PIPELINE, **{"aws:dynamodb/table:Table": tables[name]})
         assert kinds == expected, name
-    # Nothing AWS floats at the stack root: every cloud resource belongs to a pipeline.
-    assert all(r.parent.split("::")[-2].endswith(PIPELINE)
+    # Nothing AWS floats at the stack root: every cloud resource belongs to a pipeline, or
+    # to the stack's one artifacts store (its bucket and the bucket's guards).
+    store = Counter(r.typ for r in graph.children("artifacts", STORE))
+    assert store == {"aws:s3/bucket:Bucket": 1, "aws:s3/bucketVersioning:BucketVersioning": 1,
+                     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 1,
+                     "aws:s3/bucketServerSideEncryptionConfiguration:"
+                     "BucketServerSideEncryptionConfiguration": 1,
+                     "aws:s3/bucketPolicy:BucketPolicy": 1,
+                     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 1}
+    assert all(r.parent.split("::")[-2].endswith((PIPELINE, STORE))
                for r in graph.resources if r.typ.startswith("aws:"))
 
 
@@ -66,7 +76,7 @@ def test_every_policy_document_is_free_of_wildcards(graph):
             + graph.of("aws:sqs/queuePolicy:QueuePolicy"):
         docs.append((r.name, r.inputs["policy"]))
     docs += [(r.name, r.inputs["assumeRolePolicy"]) for r in graph.of("aws:iam/role:Role")]
-    assert len(docs) == 2 * (2 + 2 + 1 + 2)
+    assert len(docs) == 2 * (2 + 2 + 1 + 2) + 1  # + the artifacts bucket's TLS guard
     for name, doc in docs:
         assert wildcard_problems(doc) == [], name
         for stmt in json.loads(doc)["Statement"]:
@@ -168,6 +178,7 @@ def test_function_runs_the_artifact_with_the_handler_and_its_wiring(graph, tmp_p
     fn = graph.one("aws:lambda/function:Function", "orders-function").inputs
     digest = hashlib.sha256((tmp_path / "function.zip").read_bytes()).digest()
     assert fn["sourceCodeHash"] == base64.b64encode(digest).decode()
+    assert "code" not in fn  # never a direct upload: see the artifacts-bucket tests
     assert fn["handler"] == "runtimes.aws.handler.handler"
     assert fn["runtime"] == "python3.12" and fn["architectures"] == ["arm64"]
     assert fn["memorySize"] == 512 and fn["timeout"] == 60

@@ -59,8 +59,9 @@ def test_two_pipelines_each_own_their_children(graph):
             assert kind in kinds, (name, kind)
         assert kinds.count("Topic") == 2 and kinds.count("Subscription") == 2
         assert kinds.count("Bucket") == 3  # raw, dead-letter, function source
-    # only the orders chain looks rows up: only it gets a Firestore database
-    assert [r.name for r in graph.of("gcp:firestore/database:Database")] == ["orders-firestore"]
+    # only the orders chain looks rows up: only it gets a lookup database; both get state
+    assert sorted(r.name for r in graph.of("gcp:firestore/database:Database")) == \
+        ["orders-firestore", "orders-state", "signups-state"]
     gcp_resources = [r for r in graph.resources if r.typ.startswith("gcp:")]
     assert all(r.parent.endswith(("::orders", "::signups")) for r in gcp_resources)
 
@@ -147,6 +148,9 @@ def test_function_limits_runtime_and_identity(graph):
     assert env["HEADWATER_TABLE"] == "orders" and env["HEADWATER_DATASET"] == "headwater_gcp_orders"
     assert json.loads(env["HEADWATER_LOOKUP_COLLECTIONS"]) == {"users": "users"}
     assert env["HEADWATER_FIRESTORE_DATABASE"] == "hw-gcp-orders"
+    assert env["HEADWATER_STATE_DATABASE"] == "hw-gcp-orders-state"
+    assert env["HEADWATER_IDEMPOTENCY_COLLECTION"] == "processed"
+    assert env["HEADWATER_TIMEOUT_S"] == "60"  # the claim's lease follows the timeout
     signups = child(graph, "cloudfunctionsv2/function:Function", "signups-function")
     assert json.loads(signups["serviceConfig"]["environmentVariables"]["HEADWATER_SECRETS"]) == \
         {"email-key": "projects/my-project/secrets/email-key"}  # a reference, not a value
@@ -170,15 +174,31 @@ def test_iam_members_are_bound_to_the_pipelines_resources(graph):
                    "signups-secret-email-key")
     assert secret["secretId"] == "projects/my-project/secrets/email-key"
     assert secret["role"] == "roles/secretmanager.secretAccessor"
-    # the one project binding is conditioned on the pipeline's own Firestore database
-    project_level = graph.of("gcp:projects/iAMMember:IAMMember")
-    assert [r.name for r in project_level] == ["orders-lookup-reader"]
-    lookup = project_level[0].inputs
-    assert lookup["role"] == "roles/datastore.viewer"
+    # project bindings only for Firestore, each conditioned on one of the pipeline's
+    # databases: read-only on the lookups, read-write on the state database alone
+    project_level = {r.name: r.inputs for r in graph.of("gcp:projects/iAMMember:IAMMember")}
+    assert sorted(project_level) == ["orders-lookup-reader", "orders-state-user",
+                                     "signups-state-user"]
+    lookup, state = project_level["orders-lookup-reader"], project_level["orders-state-user"]
+    assert lookup["role"] == "roles/datastore.viewer" and lookup["member"] == fn
     assert lookup["condition"]["expression"] == \
         f'resource.name == "projects/{PROJECT}/databases/hw-gcp-orders"'
+    assert state["role"] == "roles/datastore.user" and state["member"] == fn
+    assert state["condition"]["expression"] == \
+        f'resource.name == "projects/{PROJECT}/databases/hw-gcp-orders-state"'
     roles = [r.inputs["role"] for r in graph.resources if "role" in r.inputs]
     assert not {"roles/owner", "roles/editor", "roles/viewer"} & set(roles)
+
+
+def test_state_database_has_a_ttl_policy_on_the_expiry_field(graph):
+    db = child(graph, "firestore/database:Database", "orders-state")
+    assert (db["name"], db["locationId"], db["type"]) == \
+        ("hw-gcp-orders-state", "europe-west1", "FIRESTORE_NATIVE")
+    ttl = child(graph, "firestore/field:Field", "orders-state-ttl")
+    assert ttl == {"database": "hw-gcp-orders-state", "collection": "processed",
+                   "field": "expires_at", "ttlConfig": {}, "indexConfig": {}}
+    from runtimes.gcp.idempotency import EXPIRES_FIELD
+    assert ttl["field"] == EXPIRES_FIELD  # the field the function writes
 
 
 def test_table_is_partitioned_clustered_and_has_a_dedup_view(graph):

@@ -138,9 +138,11 @@ class BigQueryStandIn:
       ``skipInvalidRows`` false, as the client sends, the other rows of that request are
       not inserted either and come back with reason ``stopped``, as in BigQuery;
     - ``transient`` holds insertIds to refuse once with reason ``backendError`` (the other
-      rows of the request are inserted).
+      rows of the request are inserted);
+    - ``fail(n) -> status | None`` answers the n-th ``insertAll`` (from 1) with that HTTP
+      error instead (e.g. 403, which the client does not retry); those go to ``refused``.
 
-    ``rows`` holds what was stored, ``requests`` every request body received.
+    ``rows`` holds what was stored, ``requests`` every request body answered 200.
     """
 
     def __init__(self) -> None:
@@ -149,6 +151,8 @@ class BigQueryStandIn:
         self.requests: list[dict[str, Any]] = []
         self.reject: Callable[[dict[str, Any]], str | None] = lambda row: None
         self.transient: set[str] = set()
+        self.fail: Callable[[int], int | None] = lambda n: None
+        self.refused: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         stand_in = self
 
@@ -160,6 +164,14 @@ class BigQueryStandIn:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if not self.path.split("?")[0].endswith("/insertAll"):
                     return self._send(404, {"error": {"code": 404, "message": self.path}})
+                with stand_in.lock:
+                    status = stand_in.fail(len(stand_in.requests) + len(stand_in.refused) + 1)
+                    if status:
+                        stand_in.refused.append(body)
+                if status:
+                    return self._send(status, {"error": {
+                        "code": status, "message": "refused by the test", "errors": [
+                            {"reason": "accessDenied", "message": "refused by the test"}]}})
                 self._send(200, stand_in.insert_all(self.path, body))
 
             def _send(self, code: int, doc: dict[str, Any]) -> None:
@@ -318,3 +330,57 @@ def orders_stack(gcs_emulator: str, firestore_emulator: str, bigquery: BigQueryS
     main._reset()
     yield Stack(spec=spec, env=env, bigquery=bigquery, gcs=gcs, raw=raw, deadletter=dl)
     main._reset()
+
+
+STATE_DATABASE = "hw-test-state"  # a named database, as the component creates
+
+
+@pytest.fixture
+def idempotent_stack(orders_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """``orders_stack`` with the idempotency collection the component creates (in a named
+    state database of the Firestore emulator, a collection per test)."""
+    from runtimes.gcp import main
+
+    collection = "processed-" + orders_stack.raw.removeprefix("raw-")
+    env = {"HEADWATER_IDEMPOTENCY_COLLECTION": collection,
+           "HEADWATER_STATE_DATABASE": STATE_DATABASE, "HEADWATER_TIMEOUT_S": "60"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    orders_stack.env.update(env)
+    main._reset()
+    return orders_stack
+
+
+@dataclass
+class Served:
+    url: str
+    statuses: list[int] = field(default_factory=list)  # of every response, in order
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """The function served by the real functions-framework app on a werkzeug HTTP server
+    (threaded, 127.0.0.1, a free port), from an artifact-style ``main.py``."""
+    import functions_framework
+    from werkzeug.serving import make_server
+
+    source = tmp_path / "served_main.py"
+    source.write_text("from runtimes.gcp.main import handle  # noqa: F401\n", encoding="utf-8")
+    app = functions_framework.create_app("handle", str(source))
+    out = Served("")
+
+    def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, *args: Any) -> Any:
+            out.statuses.append(int(status.split()[0]))
+            return start_response(status, *args)
+        return app(environ, start)
+
+    server = make_server("127.0.0.1", 0, recording, threaded=True)
+    out.url = f"http://127.0.0.1:{server.server_port}/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        server.shutdown()
+        thread.join(10)
