@@ -250,11 +250,12 @@ def figure_wide(cfg: Config) -> Figure:
     from runtimes.core.engine import Engine, Step
     from runtimes.local.duckdb_sink import DuckDBSink
 
+    width = 2_000 if cfg.quick else 10_000  # the smoke test only checks that it runs
     record = {f"f{i}": (i if i % 3 == 0 else f"v{i}" if i % 3 == 1 else i / 7)
-              for i in range(10_000)}
+              for i in range(width)}
     payload = orjson.dumps(record) + b"\n"
     secs = []
-    for rep in range(max(3, cfg.reps)):
+    for rep in range(cfg.reps if cfg.quick else max(3, cfg.reps)):
         path = cfg.workdir / f"wide{rep}.duckdb"
         t0 = time.perf_counter()
         con = duckdb.connect(str(path))
@@ -269,14 +270,15 @@ def figure_wide(cfg: Config) -> Figure:
         secs.append(time.perf_counter() - t0)
         if c.written != 1:
             raise RuntimeError(f"wide record not written: {c.as_dict()}")
-    fig = Figure(12, "One record with 10,000 fields (no declared columns) into a DuckDB file")
+    fig = Figure(12, f"One record with {width:,} fields (no declared columns) into a DuckDB file")
     fig.headers = ["measure", "seconds (median)", "min", "max"]
     fig.rows.append(["engine + sink + commit, table created from the record",
                      f"{median(secs):.2f}", f"{min(secs):.2f}", f"{max(secs):.2f}"])
     fig.notes.append(f"{len(secs)} runs, wall time, each into a new DuckDB file.")
     fig.targets = [Target("one 10,000-field record under 1 s", median(secs) < 1.0,
-                          f"{median(secs):.2f} s")]
-    if median(secs) >= 1.0:
+                          f"{median(secs):.2f} s" + (f" ({width:,} fields: --quick)"
+                                                     if cfg.quick else ""))]
+    if not cfg.quick and median(secs) >= 1.0:
         fig.misses.append(
             f"Figure 12, {median(secs):.2f} s: DuckDB's own cost of a table with 10,000 "
             "columns (CREATE TABLE and one INSERT of one row take ~0.4-0.8 s here, measured "
@@ -301,8 +303,9 @@ def figure_workers(cfg: Config) -> Figure:
         return go
 
     contenders = [("--workers 2", run(2)), ("--workers 1", run(1))]
-    for _, fn in contenders:
-        fn()
+    if not cfg.quick:  # warm the file cache
+        for _, fn in contenders:
+            fn()
     times = _rounds(contenders, cfg.reps)
     two = [t[1] for t in times["--workers 2"]]
     fig = Figure(13, f"8 objects of {per:,} records, `headwater run --workers 2` vs "
