@@ -4,6 +4,7 @@ new."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -280,6 +281,10 @@ def run(
         "--metrics-json", metavar="FILE",
         help="also write the run's metrics (the deployed functions' vocabulary) as JSON")
     ] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", "-j", min=1, metavar="N",
+        help="processes that decode and transform objects (default: the number of cores); "
+             "this process commits every object")] = None,
 ) -> None:
     """Run the stack's pipelines over the objects in --root, into a local DuckDB file."""
     from headwater.local import local_runner
@@ -289,7 +294,8 @@ def run(
     if not root.is_dir():
         raise fail(f"--root {root} is not a folder (it stands in for the bucket)")
     try:
-        runner = local_runner(config, root, warehouse, pipelines=pipeline, reprocess=reprocess)
+        runner = local_runner(config, root, warehouse, pipelines=pipeline, reprocess=reprocess,
+                              workers=workers or os.cpu_count() or 1)
     except KeyError as exc:
         raise fail(exc.args[0]) from None
     bar = RichProgress(err) if progress else None

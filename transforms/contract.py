@@ -17,6 +17,17 @@ list with one entry per input record: what ``f`` would have returned for it, or 
 ``Exception`` instance for a record that failed. The engine then calls ``batch`` once
 per batch instead of ``f`` once per record (one BatchGetItem instead of N GetItems).
 
+A transform may also offer a vectorised form, ``f.columnar(table, ctx)``, used by the
+local runner (``headwater run``) on chunks of records as a ``pyarrow.Table`` (every
+record has every column; each column holds one plain type: string, int64, double, bool,
+or only nulls). It returns ``(table, errors)``: the table with the step applied to every
+row, same rows in the same order, and ``errors`` a dict row index -> ``Exception`` for
+the rows the step refuses (they go to the dead-letter as if ``f`` had raised). It may
+return ``None`` to decline a table; the engine then runs ``f`` per record from this step
+on. The results must be exactly ``f``'s, row for row: a vectorised form may hand the
+rows it cannot compute exactly to ``f`` itself. It never drops or fans out rows. Import
+pyarrow inside it: the cloud functions run ``f`` and do not ship pyarrow.
+
 Raising :class:`Retryable` (from ``f`` or ``f.batch``) means "the platform should try
 the whole invocation again": the engine does not dead-letter, it re-raises.
 

@@ -91,12 +91,14 @@ def engine_from_manifest(
     deadletter: DeadLetterSink,
     ctx: Context | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    columnar: bool = False,
 ) -> Engine:
     """Import the manifest's chain and wire it to the runtime's ports. Every record
     written gets its ``_headwater_id``.
 
     ``sink`` is a sink, or a factory given the :class:`PipelineSettings` (for the batch
-    size and table). ``ctx`` carries the runtime's lookup/secret ports.
+    size and table). ``ctx`` carries the runtime's lookup/secret ports. ``columnar``
+    runs the chain's vectorised steps on Arrow tables (needs pyarrow: the local runner).
     """
     settings = PipelineSettings.from_manifest(manifest)
     steps = load_steps(dict(manifest))
@@ -112,4 +114,5 @@ def engine_from_manifest(
         compression=settings.compression,
         csv_delimiter=settings.csv_delimiter,
         stamp_ids=True,
+        columnar=columnar,
     )

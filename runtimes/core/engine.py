@@ -196,6 +196,7 @@ class Engine:
         csv_delimiter: str = ",",
         clock: Callable[[], float] = time.perf_counter,
         stamp_ids: bool = False,
+        columnar: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.steps = list(steps)
@@ -210,6 +211,13 @@ class Engine:
         self.csv_delimiter = csv_delimiter
         self.clock = clock
         self.stamp_ids = stamp_ids
+        # the columnar path (pyarrow; the local runner): leading steps with a vectorised form
+        self._columnar = 0
+        if columnar:
+            from .columnar import prefix_length
+
+            self._columnar = prefix_length(self.steps)
+            self._rest = _segments(self.steps[self._columnar:])
 
     # -- entry points ---------------------------------------------------------------
 
@@ -258,9 +266,9 @@ class Engine:
         if resume is not None:
             obj.skip_outputs, obj.skip_entries = resume.outputs, resume.entries
         self.ctx.source = Source(bucket, key, 0)
-        pending: list[dict[str, Any]] = []
-        pending_lines: list[int] = []
+        pending = _Pending()
         max_batch = max(1, int(getattr(self.sink, "max_batch", 500)))
+        columnar = self._columnar and resume is None and checkpoint is None
         for chunk in chunks:
             c.received += len(chunk.records) + len(chunk.bad)
             for bad in chunk.bad:
@@ -268,16 +276,17 @@ class Engine:
             c.dead_lettered += len(chunk.bad)
             if not chunk.records:
                 continue
-            out, lines = self._chain(chunk, obj, c)
-            pending.extend(out)
-            pending_lines.extend(lines)
-            while len(pending) >= max_batch:
-                self._settle(pending[:max_batch], pending_lines[:max_batch], obj, c,
-                             checkpoint)
-                del pending[:max_batch]
-                del pending_lines[:max_batch]
-        if pending:
-            self._settle(pending, pending_lines, obj, c, None)
+            if columnar:
+                out, lines = self._chain_columnar(chunk, obj, c)
+            else:
+                out, lines = self._chain(chunk, obj, c)
+            pending.add(out, lines)
+            while pending.n >= max_batch:
+                batch, batch_lines = pending.take(max_batch)
+                self._settle(batch, batch_lines, obj, c, checkpoint)
+        if pending.n:
+            batch, batch_lines = pending.take(pending.n)
+            self._settle(batch, batch_lines, obj, c, None)
         self._persist(obj)
         if checkpoint is not None:  # all settled: a redelivery before "done" writes nothing
             checkpoint(Checkpoint(obj.outputs, obj.entries))
@@ -296,7 +305,15 @@ class Engine:
                 checkpoint: Callable[[Checkpoint], None] | None) -> None:
         """Stamp ids, skip what a resumed object already settled, flush the rest, then
         checkpoint."""
-        if self.stamp_ids:
+        if not isinstance(batch, list):  # an Arrow table from the columnar path
+            if not hasattr(self.sink, "write_table"):
+                batch = batch.to_pylist()
+            elif self.stamp_ids:
+                from .columnar import stamp
+
+                batch = stamp(batch, obj.id_head, lines, ID_FIELD)
+                obj.last_line, obj.fan_index = lines[-1], 0
+        if self.stamp_ids and isinstance(batch, list):
             head = obj.id_head
             for rec, line in zip(batch, lines, strict=True):
                 if line == obj.last_line:
@@ -327,6 +344,62 @@ class Engine:
                 records, lines, raws = self._batch_step(batch_step, records, lines, raws, obj, c)
             else:
                 records, lines, raws = self._record_steps(pairs, records, lines, raws, obj, c)
+        return records, lines
+
+    def _chain_columnar(self, chunk: Chunk, obj: _Object, c: Counters) -> tuple[Any, list[int]]:
+        """The chunk as one Arrow table through the leading vectorised steps, then per
+        record from the first step that has none (or declines the table). Results,
+        counters and dead-letter entries (in record order) are the per-record path's."""
+        from .columnar import row, to_table
+
+        table = to_table(chunk.records)
+        if table is None:
+            return self._chain(chunk, obj, c)
+        lines, raws = chunk.lines, chunk.raws
+        mark = len(obj.deadletters)
+        done = 0
+        for step in self.steps[:self._columnar]:
+            if not table.num_rows:
+                break
+            result = step.fn.columnar(table, self.ctx)  # type: ignore[attr-defined]
+            if result is None:
+                break
+            new, errors = result
+            if errors:
+                for i in sorted(errors):
+                    self._dead(obj, step, row(table, i), lines[i], raws[i] if raws else None,
+                               errors[i])
+                c.dead_lettered += len(errors)
+                keep = [i not in errors for i in range(len(lines))]
+                import pyarrow as pa
+
+                table = new.filter(pa.array(keep))
+                lines = [n for n, k in zip(lines, keep, strict=True) if k]
+                raws = [r for r, k in zip(raws, keep, strict=True) if k] if raws else raws
+            else:
+                table = new
+            done += 1
+        segments = self._rest if done == self._columnar else _segments(self.steps[done:])
+        first = True
+        if not segments or segments[0][0] is not None or not table.num_rows:
+            # the run of per-record steps ends here: its entries in record order
+            obj.deadletters[mark:] = sorted(obj.deadletters[mark:], key=lambda e: e["line"])
+            first = False
+        if not table.num_rows:
+            return [], []
+        if not segments:
+            return table, lines
+        records: list[dict[str, Any]] = table.to_pylist()
+        for batch_step, pairs in segments:
+            if not records:
+                break
+            if batch_step is not None:
+                records, lines, raws = self._batch_step(batch_step, records, lines, raws, obj, c)
+            else:
+                records, lines, raws = self._record_steps(pairs, records, lines, raws, obj, c)
+            if first:  # one run of per-record steps lists its entries in record order
+                obj.deadletters[mark:] = sorted(obj.deadletters[mark:], key=lambda e: e["line"])
+                first = False
         return records, lines
 
     def _record_steps(self, pairs: list[tuple[Step, Callable, list]], records: list[dict],
@@ -456,20 +529,29 @@ class Engine:
 
     # -- sink -----------------------------------------------------------------------
 
-    def _flush(self, batch: list[dict], lines: list[int], obj: _Object, c: Counters) -> None:
+    def _flush(self, batch: Any, lines: list[int], obj: _Object, c: Counters) -> None:
         """Write a batch; retry the failed subset only; dead-letter what still fails."""
         todo = list(range(len(batch)))
         attempt = 0
+        table = not isinstance(batch, list)
+        if table:  # an Arrow table from the columnar path: rows become dicts to dead-letter
+            from .columnar import row
+
+            table_batch = batch
+            batch = _Rows(lambda i: row(table_batch, i), len(batch))
         while todo:
-            subset = [batch[i] for i in todo]
             sent = self.clock()
             try:
-                failures = self.sink.write(subset)
+                if table:
+                    failures = self.sink.write_table(  # type: ignore[attr-defined]
+                        table_batch if len(todo) == len(table_batch) else table_batch.take(todo))
+                else:
+                    failures = self.sink.write([batch[i] for i in todo])
             except Retryable as exc:
-                failures = [Failure(j, type(exc).__name__, str(exc)) for j in range(len(subset))]
+                failures = [Failure(j, type(exc).__name__, str(exc)) for j in range(len(todo))]
                 whole = exc
             except Exception as exc:
-                failures = [Failure(j, type(exc).__name__, str(exc)) for j in range(len(subset))]
+                failures = [Failure(j, type(exc).__name__, str(exc)) for j in range(len(todo))]
                 whole = exc
             else:
                 whole = None
@@ -548,6 +630,69 @@ class Engine:
 
 
 _FAILED = object()
+
+
+class _Rows:
+    """Rows of an Arrow batch as dicts, made when asked for (dead-letter entries only)."""
+
+    def __init__(self, get: Callable[[int], dict[str, Any]], n: int) -> None:
+        self.get = get
+        self.n = n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.get(i)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _Pending:
+    """Chain outputs waiting for the sink: lists of records, or Arrow tables from the
+    columnar path, cut into batches of the sink's size in order."""
+
+    def __init__(self) -> None:
+        self.pieces: list[Any] = []
+        self.lines: list[int] = []
+        self.n = 0
+
+    def add(self, out: Any, lines: list[int]) -> None:
+        if not len(lines):
+            return
+        if isinstance(out, list) and self.pieces and isinstance(self.pieces[-1], list):
+            self.pieces[-1].extend(out)
+        else:
+            self.pieces.append(out if not isinstance(out, list) else list(out))
+        self.lines.extend(lines)
+        self.n += len(lines)
+
+    def take(self, k: int) -> tuple[Any, list[int]]:
+        got: list[Any] = []
+        need = k
+        while need:
+            p = self.pieces[0]
+            size = len(p)
+            if size <= need:
+                got.append(p)
+                self.pieces.pop(0)
+                need -= size
+            else:
+                got.append(p[:need] if isinstance(p, list) else p.slice(0, need))
+                self.pieces[0] = p[need:] if isinstance(p, list) else p.slice(need)
+                need = 0
+        lines = self.lines[:k]
+        del self.lines[:k]
+        self.n -= k
+        if len(got) == 1:
+            return got[0], lines
+        if all(not isinstance(p, list) for p in got) and all(
+                p.schema == got[0].schema for p in got):
+            import pyarrow as pa
+
+            return pa.concat_tables(got), lines
+        out: list[dict[str, Any]] = []
+        for p in got:
+            out.extend(p if isinstance(p, list) else p.to_pylist())
+        return out, lines
 
 
 def _segments(steps: Sequence[Step]) -> list[tuple[Step | None, list[tuple[Step, Callable, list]]]]:

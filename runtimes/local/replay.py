@@ -68,6 +68,8 @@ def replay_local(manifest: Mapping[str, Any], root: str | Path, warehouse: str |
                 [spec.name, name]).fetchone() is not None
 
         def commit(name: str) -> None:
+            if table is not None:
+                table.flush()  # the sink keeps checked batches back for one INSERT
             con.execute(f"INSERT INTO {REPLAYED_TABLE} (pipeline, file) VALUES (?, ?)",
                         [spec.name, name])
             con.execute("COMMIT")
@@ -85,8 +87,12 @@ def replay_local(manifest: Mapping[str, Any], root: str | Path, warehouse: str |
         except BaseException:
             if con is not None and not dry_run:
                 con.execute("ROLLBACK")
+                if table is not None:
+                    table.forget()
             raise
         if con is not None and not dry_run:
+            if table is not None:
+                table.flush()
             con.execute("COMMIT")
         return report
     finally:

@@ -188,6 +188,8 @@ class LocalRunner:
         make_sink: Callable[[DuckDBSink], Sink] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         handle_sigint: bool = True,
+        workers: int = 1,
+        columnar: bool = True,
     ) -> None:
         self.manifests = list(manifests)
         self.root = Path(root)
@@ -198,6 +200,8 @@ class LocalRunner:
         self.make_sink = make_sink  # wraps the DuckDB sink (fault injection in tests)
         self.sleep = sleep
         self.handle_sigint = handle_sigint
+        self.workers = max(1, int(workers))  # processes decoding and transforming objects
+        self.columnar = columnar  # vectorised steps on Arrow tables (same results)
         # a plain flag: a signal handler must not take locks (threading.Event does)
         self._stopping = False
         self._current: tuple[str, str] = ("", "")
@@ -297,7 +301,8 @@ class LocalRunner:
                       secret=env_secret(self.environ))
         engine = engine_from_manifest(manifest, sink=_Stoppable(sink, self._check), ctx=ctx,
                                       sleep=self._pause,
-                                      deadletter=FolderDeadLetter(self.root / "deadletter"))
+                                      deadletter=FolderDeadLetter(self.root / "deadletter"),
+                                      columnar=self.columnar)
         return engine, table
 
     def _run_pipeline(self, con: Any, ledger: Ledger, manifest: Mapping[str, Any],
@@ -316,6 +321,9 @@ class LocalRunner:
             pr.failed += len(todo)
             for o in todo:
                 self.progress.done(spec.name, o.key, False)
+            return
+        if self._parallel(spec, todo):
+            self._run_parallel(con, ledger, manifest, table, spec, pr, todo)
             return
         for o in todo:
             self._check()
@@ -336,6 +344,87 @@ class LocalRunner:
             self.progress.done(spec.name, o.key, True)
             self._current = (spec.name, "")
 
+    def _parallel(self, spec: PipelineSettings, todo: list[_Todo]) -> bool:
+        """Whether this pipeline's objects go to worker processes: more than one worker
+        and object, declared columns (an inferred schema grows in the writer's order) and
+        no sink wrapper (tests' fault injection wraps the sink of this process)."""
+        return (self.workers > 1 and len(todo) > 1 and bool(spec.columns)
+                and self.make_sink is None)
+
+    def _run_parallel(self, con: Any, ledger: Ledger, manifest: Mapping[str, Any],
+                      table: DuckDBSink, spec: PipelineSettings, pr: PipelineReport,
+                      todo: list[_Todo]) -> None:
+        """Workers decode and transform; this process commits each object, in order."""
+        import multiprocessing
+
+        from . import worker
+
+        # spawn, not fork: this process holds a DuckDB connection and its threads
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(self.workers, len(todo)), initializer=worker.ignore_sigint)
+        try:
+            pending = [pool.apply_async(worker.process_object, (
+                dict(manifest), str(self.root), dict(self.environ) if self.environ is not None
+                else None, o.key, str(o.path), o.sha256, self.columnar)) for o in todo]
+            deadletter = FolderDeadLetter(self.root / "deadletter")
+            for o, result in zip(todo, pending, strict=True):
+                self._check()
+                self._current = (spec.name, o.key)
+                self.progress.begin(spec.name, o.key, o.size)
+                while True:
+                    try:
+                        ok, out = result.get(timeout=0.05)
+                        break
+                    except multiprocessing.TimeoutError:
+                        self._check()
+                try:
+                    if not ok:
+                        raise _WorkerError(out)
+                    c = self._commit(con, ledger, table, deadletter, spec.name, o, *out)
+                except Exception as exc:
+                    log("ERROR", "object not processed; it stays out of the ledger and is "
+                        "tried again on the next run", pipeline=spec.name, key=o.key, exc=exc)
+                    pr.failed += 1
+                    error = str(exc) if isinstance(exc, _WorkerError) else \
+                        f"{type(exc).__name__}: {exc}"
+                    pr.errors.append(ObjectError(spec.name, o.key, error))
+                    self.progress.done(spec.name, o.key, False)
+                    continue
+                self.progress.bytes_read(o.size)
+                pr.objects += 1
+                pr.bytes += o.size
+                pr.counters.add(c)
+                self.progress.done(spec.name, o.key, True)
+                self._current = (spec.name, "")
+        finally:
+            pool.terminate()
+            pool.join()
+
+    def _commit(self, con: Any, ledger: Ledger, table: DuckDBSink,
+                deadletter: FolderDeadLetter, pipeline: str, o: _Todo, c: Counters,
+                writes: list[tuple[str, str, str, list[dict[str, Any]]]],
+                blobs: list[bytes]) -> Counters:
+        from .worker import tables
+
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if self.reprocess or ledger.seen(pipeline, o.key):
+                table.delete_object(o.key)
+            table.object_key = o.key
+            for args in writes:  # before the commit, as in one process: at-least-once
+                self._check()
+                deadletter.write(*args)
+            self._check()
+            table.insert_collected(tables(blobs))
+            ledger.record(pipeline, o.key, o.sha256, o.size, c)
+            self._check()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            table.forget()
+            raise
+        return c
+
     def _process(self, con: Any, ledger: Ledger, engine: Engine, table: DuckDBSink,
                  pipeline: str, o: _Todo) -> Counters:
         con.execute("BEGIN TRANSACTION")
@@ -349,12 +438,18 @@ class LocalRunner:
                                           o.sha256)
                 if reader.drain() != o.sha256:
                     raise RuntimeError(f"object {o.key!r} changed while it was being read")
+            table.flush()
             ledger.record(pipeline, o.key, o.sha256, o.size, c)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
+            table.forget()  # columns the rolled-back batches added are gone again
             raise
         return c
+
+
+class _WorkerError(RuntimeError):
+    """An object failed in a worker process (the message names the original error)."""
 
 
 class _Stoppable:

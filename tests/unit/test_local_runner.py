@@ -286,6 +286,7 @@ def test_duckdb_sink_reports_failing_indexes_inside_an_open_transaction():
                            {"k": "c", "amount": 3}])
     assert [(f.index, f.retryable) for f in failures] == [(1, False)]
     assert "'ok' (BOOLEAN)" in failures[0].message
+    sink.flush()  # the rows that fit go in (batches are kept back for one INSERT)
     con.execute("COMMIT")  # the transaction is still usable after a rejected value
     assert con.execute("SELECT k, CAST(amount AS VARCHAR), ok, _headwater_object FROM t "
                        "ORDER BY k").fetchall() == [("a", "19.99", True, "obj"),
@@ -452,3 +453,136 @@ def test_a_stop_cuts_the_retry_pause_short(root, warehouse):
     report = r.run()
     assert DownSink.writes == 1
     assert report.interrupted.key == "raw/orders/2024-05-01.ndjson" and report.errors == []
+
+
+# -- the Arrow sink -----------------------------------------------------------------------
+
+
+def test_arrow_sink_reads_values_as_their_text_would_be_read():
+    """Typed Arrow columns go in as they are; other values fit a column exactly when their
+    text does (the per-record failure messages name column, type and value)."""
+    con = duckdb.connect()
+    sink = DuckDBSink(con, "t", {"k": "string", "n": "bigint", "d": "double", "s": "string",
+                                 "b": "boolean", "m": "decimal(10,2)"}, pipeline="p")
+    sink.prepare()
+    rows = [
+        {"k": "a", "n": 7, "d": 1, "s": 1.5, "b": True, "m": 19.99},
+        {"k": "b", "n": "8", "d": 2.5, "s": True, "b": "false", "m": "0.29"},
+        {"k": "c", "n": 1.0, "d": None, "s": 12, "b": None, "m": 1},
+        {"k": "d", "n": True},  # a bool is not a number: its text 'true' is not one
+        {"k": "e", "n": 1.5},  # not integral
+        {"k": "f", "n": 2**70},  # beyond 64 bits
+        {"k": "g", "m": float("nan")},
+    ]
+    failures = sink.write(rows)
+    assert [(f.index, f.error_type, f.retryable) for f in failures] == [
+        (3, "ConversionError", False), (4, "ConversionError", False),
+        (5, "ConversionError", False), (6, "ConversionError", False)]
+    assert "'n' (BIGINT)" in failures[0].message and "bool True" in failures[0].message
+    assert "float 1.5" in failures[1].message and f"int {2**70}" in failures[2].message
+    sink.flush()
+    got = con.execute("SELECT k, n, d, s, b, CAST(m AS VARCHAR) FROM t ORDER BY k").fetchall()
+    assert got == [("a", 7, 1.0, "1.5", True, "19.99"), ("b", 8, 2.5, "true", False, "0.29"),
+                   ("c", 1, None, "12", None, "1.00")]
+
+
+def test_arrow_sink_evolves_its_cached_columns_only_for_new_fields_and_after_rollback():
+    con = duckdb.connect()
+    sink = DuckDBSink(con, "t", pipeline="p")
+    con.execute("BEGIN TRANSACTION")
+    assert sink.write([{"a": 1}]) == []
+    sink.flush()
+    con.execute("COMMIT")
+    con.execute("BEGIN TRANSACTION")
+    assert sink.write([{"a": 2, "b": "x"}]) == []  # adds column b
+    sink.flush()
+    con.execute("ROLLBACK")  # b is gone again; the runner tells the sink to forget
+    sink.forget()
+    assert sink.write([{"a": 3, "b": "y"}]) == []
+    sink.flush()
+    assert con.execute("SELECT a, b FROM t ORDER BY a").fetchall() == [(1, None), (3, "y")]
+
+
+def test_one_record_with_ten_thousand_fields_goes_in_as_one_row():
+    con = duckdb.connect()
+    sink = DuckDBSink(con, "wide", pipeline="p")
+    record = {f"f{i}": (i if i % 2 else f"v{i}") for i in range(10_000)}
+    assert sink.write([record]) == []
+    sink.flush()
+    assert con.execute("SELECT count(*) FROM information_schema.columns "
+                       "WHERE table_name = 'wide'").fetchone()[0] == 10_000 + 2
+    assert con.execute('SELECT "f9999", "f9998" FROM wide').fetchall() == [(9999, "v9998")]
+
+
+# -- objects in worker processes ------------------------------------------------------------
+
+
+def _snapshot(root: Path, warehouse: Path):
+    rows = sql(warehouse, "SELECT * EXCLUDE (_headwater_id), _headwater_id FROM orders "
+                          "ORDER BY _headwater_id")
+    ledger = sql(warehouse, "SELECT pipeline, object_key, sha256, bytes, received, written, "
+                            "dropped, dead_lettered FROM _headwater_ledger ORDER BY 1, 2")
+    dead = sorted((e["source"]["key"], e["line"], e["step"], e["error_type"], e["message"],
+                   json.dumps(e.get("record"), sort_keys=True), e.get("raw"))
+                  for e in deadletters(root, "orders"))
+    return rows, ledger, dead
+
+
+def test_workers_commit_the_same_rows_ledger_and_deadletters_as_one_process(root, tmp_path):
+    results = []
+    for workers in (1, 2):
+        shutil.rmtree(root / "deadletter", ignore_errors=True)
+        warehouse = tmp_path / f"w{workers}" / "wh.duckdb"
+        report = runner(root, warehouse, pipelines=["orders"], workers=workers).run()
+        orders = by_name(report)["orders"]
+        assert report.ok and orders.objects == 5 and orders.counters.balanced()
+        results.append((_snapshot(root, warehouse), orders.counters.written,
+                        orders.counters.dead_lettered))
+    assert results[0] == results[1]
+    assert results[1][1:] == (24, 4)
+
+
+def test_workers_rerun_and_reprocess_never_duplicate(root, warehouse):
+    first = by_name(runner(root, warehouse, pipelines=["orders"], workers=2).run())["orders"]
+    assert first.objects == 5
+    again = by_name(runner(root, warehouse, pipelines=["orders"], workers=2).run())["orders"]
+    assert (again.objects, again.skipped) == (0, 5)
+    redo = by_name(runner(root, warehouse, pipelines=["orders"], workers=2,
+                          reprocess=True).run())["orders"]
+    assert (redo.objects, redo.counters.written) == (5, 24)
+    assert sql(warehouse, "SELECT count(*), count(DISTINCT order_id) FROM orders")[0] == (24, 24)
+    assert sql(warehouse, "SELECT count(*) FROM _headwater_ledger")[0][0] == 5
+
+
+def test_workers_an_object_failing_in_a_worker_stays_undone(root, warehouse):
+    (root / "lookup" / "users.csv").unlink()  # enrich cannot run: every object fails
+    report = runner(root, warehouse, pipelines=["orders"], workers=2).run()
+    orders = by_name(report)["orders"]
+    assert (orders.objects, orders.failed) == (0, 5)
+    assert all("lookup table 'users' not found" in e.error for e in report.errors)
+    assert sql(warehouse, "SELECT count(*) FROM _headwater_ledger")[0][0] == 0
+
+
+def test_workers_a_stop_rolls_back_the_object_being_committed(root, warehouse):
+    """A stop while the writer commits the second object: the first is whole in the
+    warehouse, nothing else is, and the next run completes the rest without duplicates."""
+    r = runner(root, warehouse, pipelines=["orders"], workers=2)
+    committed = []
+
+    class StopOnSecond:
+        def start(self, objects, total): ...
+        def begin(self, pipeline, key, size):
+            if committed:
+                r.stop()
+        def bytes_read(self, n): ...
+        def done(self, pipeline, key, ok):
+            committed.append(key)
+
+    r.progress = StopOnSecond()
+    report = r.run()
+    assert report.interrupted is not None and report.errors == []
+    assert report.interrupted.key == "raw/orders/2024-05-02.json"
+    assert assert_whole_objects_only(warehouse) == {"raw/orders/2024-05-01.ndjson": 6}
+    again = by_name(runner(root, warehouse, pipelines=["orders"], workers=2).run())["orders"]
+    assert (again.objects, again.skipped) == (4, 1)
+    assert sql(warehouse, "SELECT count(*), count(DISTINCT order_id) FROM orders")[0] == (24, 24)

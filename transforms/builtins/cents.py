@@ -151,4 +151,48 @@ def make(*, source: str = "value", target: str = "value_cents", keep_source: boo
             del record[source]
         return record
 
+    def cents_columnar(table: Any, ctx: Context) -> tuple[Any, dict[int, Exception]] | None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from . import _columnar as col
+
+        n = table.num_rows
+        if source not in table.column_names:
+            return table, {i: ValueError(f"field {source!r} is missing") for i in range(n)}
+        values = table.column(source)
+        if pa.types.is_int64(values.type):
+            try:
+                out = pc.multiply_checked(values, factor)
+            except pa.ArrowInvalid:  # beyond 64 bits: per record
+                return None
+            odd = col.indices(pc.is_null(values))
+        elif pa.types.is_float64(values.type):
+            # c / factor == v exactly means the shortest repr of v has at most `scale`
+            # decimals (unique below the bound), which is when to_cents gives c exactly
+            c = pc.round(pc.multiply(values, float(factor)))
+            exact = pc.and_(pc.less(pc.abs(values), 2.0**50 / factor),
+                            pc.equal(pc.divide(c, float(factor)), values))
+            exact = pc.fill_null(exact, False)
+            out = pc.cast(pc.if_else(exact, c, 0.0), pa.int64())
+            odd = col.indices(pc.invert(exact))
+        else:  # text, booleans, nulls: per record
+            out = pa.nulls(n, pa.int64())
+            odd = list(range(n))
+        errors: dict[int, Exception] = {}
+        if odd:
+            fixed, errors = col.per_row(table, odd, cents, ctx, target)
+            merged = out.to_pylist()
+            for i, v in fixed.items():
+                merged[i] = v
+            try:
+                out = pa.array(merged, pa.int64())
+            except (OverflowError, TypeError, pa.ArrowException):
+                return None
+        table = col.put(table, target, out)
+        if remove:
+            table = table.drop_columns([source])
+        return table, errors
+
+    cents.columnar = cents_columnar  # type: ignore[attr-defined]
     return cents

@@ -54,6 +54,10 @@ def make(*, fields: list[str] | None = None, keep: list[str] | None = None):
                 pop(name, None)
             return record
 
+        def drop_columnar(table: Any, ctx: Context) -> tuple[Any, dict[int, Exception]]:
+            return table.drop_columns([n for n in remove if n in table.column_names]), {}
+
+        drop.columnar = drop_columnar  # type: ignore[attr-defined]
         return drop
 
     kept = frozenset(s.names("keep", keep))
@@ -64,4 +68,8 @@ def make(*, fields: list[str] | None = None, keep: list[str] | None = None):
             del record[name]
         return record
 
+    def keep_columnar(table: Any, ctx: Context) -> tuple[Any, dict[int, Exception]]:
+        return table.select([n for n in table.column_names if n in kept]), {}
+
+    keep_only.columnar = keep_columnar  # type: ignore[attr-defined]
     return keep_only

@@ -70,6 +70,7 @@ def make(*, fields: dict[str, str | list[str]]):
     spec = s.mapping("fields", fields)
     known = ", ".join(OPS)
     plan: list[tuple[str, Callable[[str], str]]] = []
+    vector: list[tuple[str, list[str]]] = []
     for field, ops in spec.items():
         names = [ops] if isinstance(ops, str) else ops
         if not isinstance(names, (list, tuple)) or not names:
@@ -86,6 +87,7 @@ def make(*, fields: dict[str, str | list[str]]):
                 )
             funcs.append(OPS[op])
         plan.append((field, _chain(funcs)))
+        vector.append((field, list(names)))
     steps = tuple(plan)
 
     def normalize(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -95,4 +97,60 @@ def make(*, fields: dict[str, str | list[str]]):
                 record[field] = fn(value)
         return record
 
+    def normalize_columnar(table: Any, ctx: Context) -> tuple[Any, dict[int, Exception]] | None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from . import _columnar as col
+
+        if any(op not in _ASCII_OPS for _, ops in vector for op in ops):
+            return None  # title, collapse: per record
+        for (field, fn), (_, ops) in zip(steps, vector, strict=True):
+            if field not in table.column_names:
+                continue
+            values = table.column(field)
+            if not pa.types.is_string(values.type):
+                continue  # only text changes
+            out = values
+            for op in ops:
+                out = _ASCII_OPS[op](out)
+            # ASCII text follows the same rules in both; other text takes Python's
+            other = col.indices(pc.invert(pc.string_is_ascii(values)))
+            if other:
+                merged = out.to_pylist()
+                originals = values.to_pylist()
+                for i in other:
+                    merged[i] = fn(originals[i])
+                out = pa.array(merged, pa.string())
+            table = col.put(table, field, out)
+        return table, {}
+
+    normalize.columnar = normalize_columnar  # type: ignore[attr-defined]
     return normalize
+
+
+def _ascii_ops() -> dict[str, Callable[[Any], Any]]:
+    import pyarrow.compute as pc
+
+    from ._columnar import ASCII_WHITESPACE
+
+    return {"strip": lambda a: pc.ascii_trim(a, characters=ASCII_WHITESPACE),
+            "upper": pc.ascii_upper, "lower": pc.ascii_lower}
+
+
+class _LazyOps(dict):
+    """The vectorised operations, built on first use (pyarrow is imported then)."""
+
+    def _load(self) -> None:
+        if not self:
+            self.update(_ascii_ops())
+
+    def __contains__(self, key: object) -> bool:
+        return key in ("strip", "upper", "lower")
+
+    def __getitem__(self, key: str) -> Callable[[Any], Any]:
+        self._load()
+        return super().__getitem__(key)
+
+
+_ASCII_OPS = _LazyOps()

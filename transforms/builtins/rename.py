@@ -72,6 +72,20 @@ def make(*, fields: dict[str, str]):
                     record[new] = record.pop(old)
             return record
 
+        def rename_columnar(table: Any, ctx: Context) -> tuple[Any, dict[int, Exception]]:
+            have = table.column_names
+            for old, new in pairs:
+                if old in have and new in have:  # every row has both: every row fails
+                    err = ValueError(f"cannot rename field {old!r} to {new!r}: "
+                                     f"field {new!r} already exists")
+                    return table, dict.fromkeys(range(table.num_rows), err)
+            for old, new in pairs:
+                if old in table.column_names:
+                    values = table.column(old)
+                    table = table.drop_columns([old]).append_column(new, values)
+            return table, {}
+
+        rename.columnar = rename_columnar  # type: ignore[attr-defined]
         return rename
 
     def rename_chained(record: dict[str, Any], ctx: Context) -> dict[str, Any]:

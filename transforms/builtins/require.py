@@ -42,6 +42,38 @@ def make(*, fields: list[str], allow_empty_string: bool = True):
     names = tuple(s.names("fields", fields))
     allow_empty = s.flag("allow_empty_string", allow_empty_string)
 
+    def require_columnar(table: Any, ctx: Context) -> tuple[Any, dict[int, Exception]]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from . import _columnar as col
+
+        n = table.num_rows
+        masks = {}
+        for name in names:
+            if name not in table.column_names:
+                masks[name] = pa.array([True] * n, pa.bool_())
+                continue
+            values = table.column(name)
+            if pa.types.is_null(values.type):
+                masks[name] = pa.array([True] * n, pa.bool_())
+                continue
+            m = pc.is_null(values)
+            if not allow_empty and pa.types.is_string(values.type):
+                m = pc.or_(m, pc.fill_null(pc.equal(values, ""), False))
+            masks[name] = m
+        anything = None
+        for m in masks.values():
+            anything = m if anything is None else pc.or_(anything, m)
+        errors: dict[int, Exception] = {}
+        failing = col.indices(anything) if anything is not None else []
+        if failing:
+            flags = {name: m.to_pylist() for name, m in masks.items()}
+            for i in failing:
+                missing = [name for name in names if flags[name][i]]
+                errors[i] = ValueError(f"missing required field(s): {', '.join(missing)}")
+        return table, errors
+
     if allow_empty:
 
         def require(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -64,4 +96,5 @@ def make(*, fields: list[str], allow_empty_string: bool = True):
                     raise ValueError(f"missing required field(s): {', '.join(missing)}")
             return record
 
+    require.columnar = require_columnar  # type: ignore[attr-defined]
     return require

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")]
 
-SMALL, LARGE = 1_000, 200_000  # records per object; a large one takes seconds to process
+SMALL, LARGE = 1_000, 1_000_000  # records per object; a large one takes seconds to process
 
 
 def write_project(tmp: Path) -> tuple[Path, dict[str, int]]:
@@ -47,11 +47,21 @@ def write_project(tmp: Path) -> tuple[Path, dict[str, int]]:
 
 
 def open_files(pid: int) -> set[str]:
+    """Files open in the run's process or its worker processes (``--workers``)."""
     out = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             out.add(os.readlink(fd))
         except OSError:  # closed meanwhile
+            pass
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            out |= open_files(int(child))
+        except OSError:  # gone meanwhile
             pass
     return out
 
