@@ -29,10 +29,11 @@ FIGURES: list[tuple[int, str, str]] = [
     (7, "sink", "figure_sink"),
     (8, "artifacts", "figure_parquet_sizes"),
     (9, "coldstart", "figure_parquet_coldstart"),
+    (10, "backfill", "figure_backfill"),
 ]
 TITLES = {1: "Per-record throughput", 2: "Enrichment", 3: "Memory", 4: "Cold start",
           5: "Artifact", 6: "Program scaling", 7: "Sink calls", 8: "Parquet artifact",
-          9: "Parquet cold start"}
+          9: "Parquet cold start", 10: "Backfill on Spark"}
 
 
 def _load(module: str, name: str) -> Callable[[Config], Figure]:

@@ -431,6 +431,9 @@ def backfill(
         "--artifacts", metavar="DIR", help="where the Spark artifact is built")] = Path("dist/spark"),
     python: Annotated[str | None, typer.Option(
         "--python", metavar="X.Y", help="the executors' Python (default: this one)")] = None,
+    package_only: Annotated[bool, typer.Option(
+        "--package-only", help="only build the artifact and its spark-submit entry "
+        "(backfill_main.py) into --artifacts, for a managed Spark service")] = False,
 ) -> None:
     """Reprocess a pipeline's raw objects on Spark: the same chain and plugins as its
     functions, into Parquet partitioned as the sink is; re-running a range replaces it."""
@@ -445,6 +448,23 @@ def backfill(
     except KeyError as exc:
         raise fail(exc.args[0]) from None
     bucket = root if "://" in root else str(Path(root))
+    if package_only:
+        from headwater.backfill import build_spark_artifact
+
+        try:
+            artifact = build_spark_artifact(config, pipeline, artifacts, python=python)
+        except PackagingError as exc:
+            raise fail(str(exc)) from None
+        import zipfile
+
+        entry = artifacts / "backfill_main.py"
+        with zipfile.ZipFile(artifact.path) as zf:
+            entry.write_bytes(zf.read("backfill_main.py"))
+        console.print(f"artifact: {artifact.path}  sha256 {artifact.sha256}\nentry: {entry}\n"
+                      f"spark-submit --archives {artifact.path}#headwater {entry} "
+                      "--root URL --output URL [--since DATE] [--until DATE]",
+                      highlight=False, markup=False, soft_wrap=True)
+        return
     try:
         import pyspark  # noqa: F401
     except ImportError:

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from pyspark.sql import SparkSession
 
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # the artifact the entry put first on sys.path, else the one this module came from
+    here = next((p for p in sys.path if os.path.isfile(os.path.join(p, MANIFEST_NAME))),
+                os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     manifest = load_manifest(os.path.join(here, MANIFEST_NAME))
     spark = SparkSession.builder.appName(f"headwater backfill {manifest['pipeline']['name']}") \
         .getOrCreate()

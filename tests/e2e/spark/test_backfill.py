@@ -238,3 +238,43 @@ def test_cli_backfill_prints_the_summary(spark, orders_root, tmp_path):
     bad = CliRunner().invoke(app, ["backfill", "--pipeline", "orders", "--project-dir",
                                    str(tmp_path), "--since", "May"])
     assert bad.exit_code == 1 and "not a date" in bad.output
+
+
+def test_package_only_entry_runs_the_backfill_from_the_artifact(spark, orders_root, tmp_path,
+                                                                monkeypatch):
+    """What a managed Spark service runs: backfill_main.py from the artifact (here in this
+    process, on the test session), with the artifact shipped as an archive."""
+    import runpy
+    import sys
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from headwater.cli import app
+
+    shutil.copy(ROOT / "Pulumi.local.yaml", tmp_path / "Pulumi.local.yaml")
+    dist = tmp_path / "dist"
+    result = CliRunner().invoke(app, ["backfill", "--pipeline", "orders", "--project-dir",
+                                      str(tmp_path), "--artifacts", str(dist), "--package-only"])
+    assert result.exit_code == 0, result.output
+    zipped = dist / "orders-spark.zip"
+    shipped = tmp_path / "ship" / "orders-entry.zip"
+    shipped.parent.mkdir()
+    shutil.copy(zipped, shipped)
+    spark.sparkContext.addArchive(str(shipped))
+    unpacked = tmp_path / "driver"  # the driver's own copy, as --archives gives a cluster's
+    zipfile.ZipFile(zipped).extractall(unpacked)
+    monkeypatch.setenv("HEADWATER_ARCHIVE", str(unpacked))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    out = tmp_path / "out"
+    argv = sys.argv
+    sys.argv = ["backfill_main.py", "--root", str(orders_root), "--output", str(out),
+                "--archive", "orders-entry.zip"]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(dist / "backfill_main.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert done.value.code == 0
+    assert sorted(p.name for p in (out / "orders").glob("dt=*")) == [
+        "dt=2024-05-01", "dt=2024-05-02", "dt=2024-05-03"]
