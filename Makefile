@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: install install-dev demo test lint bench clean
+.PHONY: install install-dev demo test lint bench clean reliability-doc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# the fault-injection matrix, run in full, rewrites docs/reliability.md
+reliability-doc: install-dev
+	HEADWATER_WRITE_RELIABILITY_DOC=1 $(BIN)/pytest -q -p no:cacheprovider tests/reliability
 
 lint: install-dev
 	$(BIN)/ruff check .

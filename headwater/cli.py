@@ -325,6 +325,96 @@ def interrupted_message(report) -> str:  # report: RunReport
             "Run again to process the rest.")
 
 
+def _local_manifest(stack: str, project_dir: Path, pipeline: str):
+    from headwater.local import local_manifests
+
+    config = load_stack(stack, project_dir)
+    if config.cloud != "local":
+        raise fail(f"stack {stack!r} is {config.cloud}: this command reads the local stack's "
+                   "folders here; for the cloud, see README (Replay and forget)")
+    try:
+        (manifest,) = local_manifests(config, [pipeline])
+    except KeyError as exc:
+        raise fail(exc.args[0]) from None
+    return manifest
+
+
+RootOpt = Annotated[Path, typer.Option(
+    "--root", metavar="DIR", help="folder standing in for the bucket (holds deadletter/)")]
+WarehouseOpt = Annotated[Path, typer.Option(
+    "--warehouse", metavar="FILE", help="the local DuckDB warehouse")]
+PipelineOpt = Annotated[str, typer.Option("--pipeline", "-p", metavar="NAME",
+                                          help="the pipeline whose dead-letters to use")]
+
+
+@app.command(cls=_Command)
+def replay(
+    pipeline: PipelineOpt,
+    stack: StackOpt = "local",
+    project_dir: ProjectOpt = Path("."),
+    root: RootOpt = Path("data"),
+    warehouse: WarehouseOpt = Path(".headwater/warehouse.duckdb"),
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="DATE", help="only dead-letters of this day (YYYY-MM-DD) and later")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="say what would be replayed; write and move nothing")] = False,
+) -> None:
+    """Run dead-letter entries through the current chain: write what now succeeds, keep
+    what still fails with its new error; replayed files move to <pipeline>/_replayed/."""
+    import datetime as dt
+
+    from runtimes.local.replay import replay_local
+
+    if since is not None:
+        try:
+            dt.date.fromisoformat(since)
+        except ValueError:
+            raise fail(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
+    manifest = _local_manifest(stack, project_dir, pipeline)
+    try:
+        report = replay_local(manifest, root, warehouse, since=since, dry_run=dry_run)
+    except Exception as exc:
+        raise fail(f"replay of pipeline {pipeline!r} failed, nothing marked as replayed: "
+                   f"{type(exc).__name__}: {exc}") from None
+    table = Table(title=escape(f"replay {pipeline}" + (" (dry run)" if dry_run else "")))
+    for col in ("files", "entries", "replayable", "written", "failed again", "kept"):
+        table.add_column(col, justify="right")
+    table.add_row(*map(str, (len(report.files), report.entries, report.replayed,
+                             report.written, report.failed_again, len(report.kept))))
+    console.print(table)
+    for name, why in dict.fromkeys(report.kept):
+        err.print(f"[yellow]kept:[/] {escape(f'{name}: {why}')}", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command(cls=_Command)
+def forget(
+    pipeline: PipelineOpt,
+    where: Annotated[str, typer.Option("--where", metavar="FIELD=VALUE",
+                                       help="the records to delete, e.g. user_id=u42")],
+    stack: StackOpt = "local",
+    project_dir: ProjectOpt = Path("."),
+    root: RootOpt = Path("data"),
+    warehouse: WarehouseOpt = Path(".headwater/warehouse.duckdb"),
+) -> None:
+    """Delete a person's records: warehouse rows, dead-letter entries and raw source
+    records where FIELD equals VALUE (right to be forgotten; local stack)."""
+    from runtimes.local.replay import forget_local
+
+    field_name, sep, value = where.partition("=")
+    if not sep or not field_name.strip():
+        raise fail(f"--where {where!r}: expected FIELD=VALUE, e.g. user_id=u42")
+    manifest = _local_manifest(stack, project_dir, pipeline)
+    report = forget_local(manifest, root, warehouse, field_name.strip(), value)
+    console.print(escape(f"forgot {field_name}={value} in pipeline {pipeline!r}: "
+                         f"{report.rows} warehouse row(s), {report.entries} dead-letter "
+                         f"entries or raw records in {len(report.files)} file(s)"),
+                  highlight=False)
+    for name in report.files:
+        console.print(f"  rewritten: {name}", markup=False, highlight=False)
+
+
 @app.command(cls=_Command)
 def package(
     stack: StackOpt = "local",

@@ -50,3 +50,44 @@ def example_plugin(example_plugin_dir: Path, monkeypatch: pytest.MonkeyPatch):
     yield example_plugin_dir
     sys.modules.pop("headwater_geo", None)
     default_registry.cache_clear()
+
+
+# -- the fault-injection matrix (tests/reliability): rows from every test, xdist workers
+# included (through one file named in the environment), printed at the end of the run;
+# with HEADWATER_WRITE_RELIABILITY_DOC=1 (`make reliability-doc`), docs/reliability.md is
+# rewritten when every cell of every runtime ran and passed; a plain test run never
+# changes a tracked file.
+
+def pytest_configure(config: pytest.Config) -> None:
+    import os
+    import tempfile
+    import time
+
+    if hasattr(config, "workerinput") or "HEADWATER_MATRIX_FILE" in os.environ:
+        return
+    fd, name = tempfile.mkstemp(prefix="headwater-matrix-", suffix=".ndjson")
+    os.close(fd)
+    os.environ["HEADWATER_MATRIX_FILE"] = name
+    config._headwater_matrix = (Path(name), time.monotonic())  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    import os
+
+    from reliability import matrix
+
+    started = getattr(config, "_headwater_matrix", None)
+    if started is None:
+        return
+    path, t0 = started
+    rows = matrix.load(path)
+    path.unlink(missing_ok=True)
+    os.environ.pop("HEADWATER_MATRIX_FILE", None)
+    if not rows:
+        return
+    terminalreporter.write_sep("=", "fault-injection matrix")
+    terminalreporter.write_line(matrix.table(rows))
+    if (os.environ.get("HEADWATER_WRITE_RELIABILITY_DOC") == "1" and matrix.complete(rows)
+            and exitstatus == 0):
+        matrix.write_doc(rows)
+        terminalreporter.write_line(f"written: {matrix.DOC}")

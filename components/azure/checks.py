@@ -33,6 +33,7 @@ CHILDREN: dict[str, type] = {
     "plan": az.web.AppServicePlanArgs,
     "function": az.web.WebAppArgs,
     "lookup_table": az.storage.TableArgs,
+    "claims_table": az.storage.TableArgs,
     "cluster": az.kusto.ClusterArgs,
     "database": az.kusto.ReadWriteDatabaseArgs,
     "data_connection": az.kusto.EventHubDataConnectionArgs,

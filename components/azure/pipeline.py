@@ -6,6 +6,13 @@ transforms, aliases) reach all of them. Children are attributes (``pipeline.acco
 ``pipeline.function`` ...) for programs that attach more; ``overrides.azure.<child>`` in
 the spec is merged into that child's arguments (see :data:`~.checks.CHILDREN`).
 
+Each blob version is claimed in a Table Storage table of the data account (the claims
+table: lease, checkpoints, done; ``runtimes/azure/idempotency.py``) that only the function
+may write (Storage Table Data Contributor on that table alone). The claim's lease is the
+function timeout plus a margin, and the timeout is an app setting
+(``AzureFunctionsJobHost__functionTimeout``, overriding host.json with the same value) so
+that the policy pack sees both.
+
 Identity everywhere: the function, the Event Grid system topic and the Data Explorer
 cluster use their system-assigned identities, granted data-plane roles scoped to single
 containers, tables and hubs (:mod:`.policy`). No app setting holds a key or a connection
@@ -25,7 +32,7 @@ import pulumi_azure_native as az
 
 from headwater.spec import PipelineSpec
 
-from ..common import merge_args
+from ..common import PlanError, merge_args
 from . import policy, storage
 from .checks import (
     RAW,
@@ -49,6 +56,8 @@ EVENT_TYPES = ["Microsoft.Storage.BlobCreated"]
 # Event Grid retries a delivery up to 30 times within a day, then dead-letters it.
 RETRY = {"max_delivery_attempts": 30, "event_time_to_live_in_minutes": 1440}
 LOG_RETENTION_DAYS = 30
+CLAIMS = "claims"  # the claims table: hw<pipeline>claims
+LEASE_MARGIN_S = 30  # a claim outlasts the function timeout by this much
 HUB_RETENTION_DAYS = 7  # replay window of both hubs (the Standard tier's maximum)
 
 
@@ -99,6 +108,7 @@ class Pipeline(pulumi.ComponentResource):
         self._storage(name, stack, loc)
         self._events(name, stack, loc, args.schema)
         self._lookups(name)
+        self._claims(name)
         self._monitoring(name, stack, loc)
         self._function(name, stack, loc, args)
         self._sink(name, stack, loc)
@@ -229,6 +239,18 @@ class Pipeline(pulumi.ComponentResource):
                     "table_name": table_name(self.spec.name, table),
                     "account_name": self.account.name, "resource_group_name": self.group_name})
 
+    def _claims(self, name: str) -> None:
+        """The claims table: one entity per blob version (runtimes/azure/idempotency.py)."""
+        claims = table_name(self.spec.name, CLAIMS)
+        clash = [t for t in self.lookup_tables if table_name(self.spec.name, t) == claims]
+        if clash:
+            raise PlanError(f"pipeline {self.spec.name!r}: lookup table {clash[0]!r} would be "
+                            f"Table Storage table {claims!r}, the pipeline's claims table; "
+                            "rename the lookup table.")
+        self.claims_table = self._make("claims_table", az.storage.Table, f"{name}-claims", {
+            "table_name": claims, "account_name": self.account.name,
+            "resource_group_name": self.group_name})
+
     def _monitoring(self, name: str, stack: str, loc: str) -> None:
         group = self.group_name
         self.workspace = self._make("workspace", az.operationalinsights.Workspace, f"{name}-logs", {
@@ -281,6 +303,12 @@ class Pipeline(pulumi.ComponentResource):
                 lambda names: json.dumps(names, sort_keys=True))},
             {"name": "HEADWATER_LOOKUP_KEYS", "value": json.dumps(lookup_keys(spec),
                                                                   sort_keys=True)},
+            {"name": "HEADWATER_IDEMPOTENCY_TABLE", "value": self.claims_table.name},
+            # the host's timeout (host.json has the same; an app setting wins and is what
+            # the policy pack checks the lease against) and the claim's lease beyond it
+            {"name": "AzureFunctionsJobHost__functionTimeout",
+             "value": timespan(spec.limits.timeout_s)},
+            {"name": "HEADWATER_LEASE_S", "value": str(spec.limits.timeout_s + LEASE_MARGIN_S)},
         ]
         for logical, ref in sorted(spec.secrets.items()):
             vault, secret = secret_ref(spec.name, logical, ref)
@@ -347,6 +375,7 @@ class Pipeline(pulumi.ComponentResource):
             del grant[1]
         grant += [(f"reads-lookup-{t}", "Storage Table Data Reader", tb.id)
                   for t, tb in self.lookup_tables.items()]
+        grant.append(("writes-claims", "Storage Table Data Contributor", self.claims_table.id))
         for logical, ref in sorted(self.spec.secrets.items()):
             grant.append((f"reads-secret-{logical}", "Key Vault Secrets User", ref))
         self.role_assignments = {
@@ -360,6 +389,11 @@ class Pipeline(pulumi.ComponentResource):
         """Create a child with ``parent=self`` and ``overrides.azure.<key>`` merged in."""
         merged = merge_args(args, self._overrides.get(key) if key else None)
         return cls(name, opts=pulumi.ResourceOptions(parent=self, **opts), **merged)
+
+
+def timespan(seconds: int) -> str:
+    """host.json's ``hh:mm:ss``."""
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _asset(artifact: Any) -> pulumi.Asset | pulumi.Archive:

@@ -17,6 +17,8 @@ from typing import Any
 import pulumi
 import pulumi_azure_native as az
 
+from headwater.policies.azure import assignment_problems
+
 __all__ = ["ROLES", "assign", "role_definition_id", "scope_problems"]
 
 # Azure built-in role ids (the same in every tenant).
@@ -26,13 +28,12 @@ ROLES = {
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Table Data Reader": "76199698-9eea-4c19-bc75-cec21354c6b6",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Azure Event Hubs Data Receiver": "a638d3c7-ab3a-418d-83e6-5f17a39d4fde",
     "Azure Event Hubs Data Sender": "2b629674-e913-4c01-ae53-ef4638d8f975",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
-# A scope must name a resource under a provider: .../providers/<Namespace>/<type>/<name>...
-_MIN_SCOPE_PARTS = 8
 
 
 def role_definition_id(subscription: pulumi.Input[str], role: str) -> pulumi.Output[str]:
@@ -42,17 +43,12 @@ def role_definition_id(subscription: pulumi.Input[str], role: str) -> pulumi.Out
 
 
 def scope_problems(role: str, scope: str) -> list[str]:
-    """Every breach of the scope rule by an assignment of ``role`` at ``scope``."""
-    problems = []
+    """Every breach of the scope rule by an assignment of ``role`` at ``scope`` (the
+    policy pack's own rule, :func:`headwater.policies.azure.assignment_problems`, plus
+    headwater's list of roles)."""
     if role not in ROLES:
-        problems.append(f"role {role!r} is not one of the data-plane roles headwater grants")
-    parts = [p for p in scope.split("/") if p]
-    if "*" in scope:
-        problems.append(f"scope {scope!r} has '*'")
-    if len(parts) < _MIN_SCOPE_PARTS or parts[0].lower() != "subscriptions" \
-            or parts[2].lower() != "resourcegroups" or parts[4].lower() != "providers":
-        problems.append(f"scope {scope!r} is not a single resource under a resource group")
-    return problems
+        return [f"role {role!r} is not one of the data-plane roles headwater grants"]
+    return assignment_problems(ROLES[role], scope)
 
 
 def assign(make: Callable[..., Any], name: str, *, role: str, principal_id: pulumi.Input[str],

@@ -220,4 +220,4 @@ def pack_policies() -> list[Any]:
 
 
 # Each cloud's checks join the rules above when its module is imported.
-from . import aws, gcp  # noqa: E402,F401
+from . import aws, azure, gcp  # noqa: E402,F401

@@ -9,7 +9,13 @@ encrypt at rest always (Google-managed keys), and serve only over TLS. Rows:
   IAM grant;
 - dead-letters: every push subscription has a dead-letter policy, and every dead-letter
   topic has a subscription of its own (Pub/Sub drops what reaches a topic nobody reads);
-- no plain-text secrets in a Cloud Function's environment variables.
+- no plain-text secrets in a Cloud Function's environment variables;
+- log retention: every log bucket the stack configures sets ``retentionDays`` (a Cloud
+  Function's logs go to the project's ``_Default`` bucket, which Google keeps 30 days
+  unless changed: that is a retention, so functions have no row);
+- function timeout vs the push subscription's ack deadline (see :func:`timeouts`);
+- recursion: no subscription dead-letters into the topic it reads, and no function
+  writes dead-letters under the prefix of a bucket notification.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import get, is_reference, is_reference_map, is_secret_name, of_type, rule
+from . import get, is_reference, is_reference_map, is_secret_name, of_type, prefixes_overlap, rule
 
 BUCKET = "gcp:storage/bucket:Bucket"
 SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
+NOTIFICATION = "gcp:storage/notification:Notification"
+LOG_BUCKETS = tuple(f"gcp:logging/{k}BucketConfig:{k[0].upper()}{k[1:]}BucketConfig"
+                    for k in ("project", "folder", "organization", "billingAccount"))
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 PRIMITIVE_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
 
@@ -94,3 +103,67 @@ def plain_secrets(res: Any) -> Iterator[tuple[Any, str, str]]:
             yield (res, f"environment variable {name} holds a literal value",
                    "keep the value in Secret Manager and pass its resource name "
                    "(projects/.../secrets/...), or use secret_environment_variables")
+
+
+@rule("log-retention").check
+def log_retention(resources: Sequence[Any]) -> Iterator[tuple[Any, str, str]]:
+    for b in of_type(resources, *LOG_BUCKETS):
+        if not get(b.props, "retentionDays"):
+            yield (b, "does not set how long the log bucket keeps logs",
+                   "set retention_days (e.g. 30)")
+
+
+def _pushed_function(resources: Sequence[Any], sub: Any) -> Any:
+    endpoint = get(sub.props, "pushConfig", "pushEndpoint")
+    for f in of_type(resources, FUNCTION):
+        if endpoint and endpoint in (get(f.props, "serviceConfig", "uri"), get(f.props, "url")):
+            return f
+    return None
+
+
+@rule("timeout-below-visibility").check
+def timeouts(resources: Sequence[Any]) -> Iterator[tuple[Any, str, str]]:
+    """GCP's version of "the function's timeout is below the queue's visibility timeout".
+
+    For a push subscription the ack deadline is how long Pub/Sub waits for the HTTP
+    answer before it counts the delivery as failed and sends the message again (possibly
+    to another instance). The function's timeout and the deadline both run from the
+    request, and a request that reaches its timeout is answered (an error) then: so the
+    timeout may equal the deadline but not exceed it, or a live request gets company.
+    (headwater's component sets the deadline to the timeout; the claim's lease, 30 s
+    longer, turns a redelivery that races the end of a request into a 409.)"""
+    for sub in of_type(resources, SUBSCRIPTION):
+        fn = _pushed_function(resources, sub)
+        if fn is None:
+            continue
+        timeout = get(fn.props, "serviceConfig", "timeoutSeconds", default=60)
+        deadline = get(sub.props, "ackDeadlineSeconds", default=10)
+        if timeout > deadline:
+            yield (sub, f"ack deadline {deadline:g}s is below the timeout {timeout:g}s of "
+                   f"function {fn.name!r}, so Pub/Sub pushes the message again while the "
+                   "first request still runs",
+                   f"raise ack_deadline_seconds to {timeout:g} (at most 600) or lower the "
+                   "function timeout to the deadline")
+
+
+@rule("no-retrigger").check
+def retrigger(resources: Sequence[Any]) -> Iterator[tuple[Any, str, str]]:
+    for sub in of_type(resources, SUBSCRIPTION):
+        target = get(sub.props, "deadLetterPolicy", "deadLetterTopic")
+        if target and target == get(sub.props, "topic"):
+            yield (sub, f"dead-letters into {target}, the topic it reads, so a failing "
+                   "message comes back forever", "dead-letter to a topic of its own")
+    for n in of_type(resources, NOTIFICATION):
+        bucket, source = get(n.props, "bucket"), str(get(n.props, "objectNamePrefix",
+                                                          default=""))
+        for f in of_type(resources, FUNCTION):
+            env = get(f.props, "serviceConfig", "environmentVariables", default={})
+            if get(env, "HEADWATER_DEADLETTER_BUCKET") != bucket:
+                continue
+            written = str(get(env, "HEADWATER_DEADLETTER_PREFIX", default=""))
+            if prefixes_overlap(written, source):
+                yield (f, f"writes dead-letters to gs://{bucket}/{written}, under the prefix "
+                       f"gs://{bucket}/{source} of notification {n.name!r}, so every "
+                       "dead-letter triggers a pipeline again",
+                       "write dead-letters to another bucket, or under a prefix that neither "
+                       "starts with the notification's prefix nor is a start of it")

@@ -109,7 +109,7 @@ def parse_body(body: str) -> Notification:
     """The objects one message body names; ``ValueError`` if it is not an S3 notification."""
     try:
         doc = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise ValueError(f"message body is not JSON ({exc}); expected {_BODY_SHAPE}") from None
     return _notification(doc, wrapped=False)
 
@@ -122,7 +122,7 @@ def _notification(doc: Any, wrapped: bool) -> Notification:
     if not wrapped and doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str):
         try:
             inner = json.loads(doc["Message"])
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
             raise ValueError(f"SNS Message is not JSON ({exc}); expected {_BODY_SHAPE}") from None
         return _notification(inner, wrapped=True)
     if doc.get("source") == "aws.s3" and "detail-type" in doc:

@@ -61,7 +61,7 @@ def parse_body(body: bytes | str) -> list[Notification]:
     """The events one Event Hub event's body holds; ``ValueError`` if it holds none."""
     try:
         doc = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise ValueError(f"event body is not JSON ({exc}); expected {_SHAPE}") from None
     items = doc if isinstance(doc, list) else [doc]
     if not items:

@@ -1,9 +1,16 @@
 """The function's work: Event Hub events holding Event Grid notifications -> engine.
 
-For each BlobCreated event, the handler streams the blob version the event names (read by
-its ETag, so a blob overwritten since the event is not read twice: the newer version has
-its own event), runs the engine (processed hub sink, Blob dead-letter, Table Storage
-lookups) and marks the version done.
+For each BlobCreated event, the handler claims the blob version the event names in the
+claims table (:mod:`.idempotency`, through :func:`~runtimes.core.idempotency.process_once`),
+streams that version (read by its ETag, so a blob overwritten since the event is not read
+twice: the newer version has its own event), runs the engine (processed hub sink, Blob
+dead-letter, Table Storage lookups) with a checkpoint after every batch the hub accepted,
+and marks the version done. A version already done sends nothing; a retry after a failure
+mid-blob resumes after the last checkpoint, so each record reaches the hub once; a version
+another invocation holds (a partition that moved to another instance while the first
+still runs) raises :class:`~runtimes.core.idempotency.ObjectBusy`, which the retry policy
+treats like any transient failure. The claim's lease (``HEADWATER_LEASE_S``) outlasts the
+function timeout, so a live invocation is never taken over.
 
 The Event Hub trigger moves its checkpoint on even after the function fails its last
 retry, so nothing here may be dropped by raising on the last attempt:
@@ -11,8 +18,9 @@ retry, so nothing here may be dropped by raising on the last attempt:
 - a body that is not an Event Grid notification, and a blob that cannot be read (gone,
   refused) are *parked*: the notification goes to the dead-letter container for replay
   (:meth:`~.deadletter.BlobDeadLetter.notification`) and the log says where;
-- any other failure raises while the function's retry policy has attempts left (the batch
-  runs again; versions already done are skipped), and is parked on the last attempt;
+- any other failure (a busy blob included) raises while the function's retry policy has
+  attempts left (the batch runs again; versions already done are skipped, a version
+  failed mid-blob resumes), and is parked on the last attempt;
 - if parking itself fails, the invocation raises and the log says the notification may
   be lost with the checkpoint.
 
@@ -31,21 +39,26 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from transforms.contract import Context, SimpleMetrics
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
-from ..core.engine import Counters, Engine
+from ..core.engine import Checkpoint, Counters, Engine
 from ..core.env import env_json, function_manifest
+from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
 from ..core.metrics import invocation_values
 from . import clients, events, metrics
 from .deadletter import BlobDeadLetter
-from .idempotency import DoneMarkers
+from .idempotency import TableIdempotency
 from .ports import TableLookup, app_setting_secret
 from .sink import EventHubSink
 
 __all__ = ["Outcome", "handle"]
+
+DEFAULT_TIMEOUT_S = 600  # the Consumption plan's longest function timeout
+LEASE_MARGIN_S = 30
 
 
 @dataclass
@@ -56,7 +69,8 @@ class _Runtime:
     raw_container: str
     account_url: str
     deadletter: BlobDeadLetter
-    markers: DoneMarkers
+    claims: TableIdempotency | None
+    lease_s: float
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -95,11 +109,17 @@ def _build() -> _Runtime:
     engine = engine_from_manifest(
         manifest, sink=lambda s: EventHubSink(clients.producer(), s.sink_batch),
         deadletter=deadletter, ctx=ctx)
+    table = os.environ.get("HEADWATER_IDEMPOTENCY_TABLE")
+    claims = TableIdempotency(clients.table_service().get_table_client(table), name) \
+        if table else None
+    lease = os.environ.get("HEADWATER_LEASE_S")
+    lease_s = float(lease) if lease else \
+        float(os.environ.get("HEADWATER_TIMEOUT_S") or DEFAULT_TIMEOUT_S) + LEASE_MARGIN_S
     return _Runtime(
         pipeline=name, engine=engine, settings=settings,
         raw_container=os.environ.get("HEADWATER_RAW_CONTAINER", "raw"),
-        account_url=blob.url.rstrip("/"), deadletter=deadletter,
-        markers=DoneMarkers(container, prefix))
+        account_url=blob.url.rstrip("/"), deadletter=deadletter, claims=claims,
+        lease_s=lease_s)
 
 
 def _runtime() -> _Runtime:
@@ -151,7 +171,8 @@ def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 
                     counters = _object(rt, ref)
                 except Exception as exc:
                     if not (final or _permanent(exc)):
-                        log("ERROR", "blob not processed; the function's retry policy runs "
+                        log("WARN" if isinstance(exc, ObjectBusy) else "ERROR",
+                            "blob not processed; the function's retry policy runs "
                             "this batch again", exc=exc, pipeline=rt.pipeline,
                             container=ref.container, blob=ref.name, etag=ref.etag,
                             retry_count=retry_count, max_retry_count=max_retry_count,
@@ -202,33 +223,39 @@ def _object(rt: _Runtime, ref: events.BlobRef) -> Counters | None:
             "ignored", pipeline=rt.pipeline, account=ref.account_url, container=ref.container,
             blob=ref.name, prefix=rt.settings.prefix)
         return None
-    if ref.etag and rt.markers.done(rt.pipeline, ref.container, ref.name, ref.etag):
-        rt.stats["Duplicates"] += 1
-        log("INFO", "blob version already processed: nothing written", pipeline=rt.pipeline,
-            blob=ref.name, etag=ref.etag)
-        return None
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
     client = clients.blob_service().get_blob_client(ref.container, ref.name)
-    try:
-        stream = (client.download_blob(etag=ref.etag, match_condition=MatchConditions.IfNotModified)
-                  if ref.etag else client.download_blob())
-    except ResourceModifiedError:
-        if not client.exists():  # some services answer 412, not 404, for a deleted blob
-            raise ResourceNotFoundError(f"blob {ref.container}/{ref.name} no longer exists"
-                                        ) from None
+    superseded: list[bool] = []
+
+    def work(resume: Checkpoint | None, checkpoint: Any) -> Counters:
+        try:
+            stream = (client.download_blob(etag=ref.etag,
+                                           match_condition=MatchConditions.IfNotModified)
+                      if ref.etag else client.download_blob())
+        except ResourceModifiedError:
+            if not client.exists():  # some services answer 412, not 404, for a deleted blob
+                raise ResourceNotFoundError(f"blob {ref.container}/{ref.name} no longer "
+                                            "exists") from None
+            superseded.append(True)
+            return Counters()
+        return rt.engine.process_object(stream, ref.name, ref.container, ref.etag or None,
+                                        resume=resume, checkpoint=checkpoint)
+
+    where = {"pipeline": rt.pipeline, "container": ref.container, "blob": ref.name,
+             "etag": ref.etag}
+    # without an ETag there is no version to claim: the blob is read as it is now
+    store = rt.claims if ref.etag else None
+    counters = process_once(store, TableIdempotency.key(ref.container, ref.name, ref.etag),
+                            rt.lease_s, work, what=f"{ref.container}/{ref.name}#{ref.etag}",
+                            stats=rt.stats, **where)
+    if counters is None:  # done before: nothing written
+        return None
+    if superseded:
         rt.stats["Superseded"] += 1
         log("INFO", "blob overwritten since this event: its newer version has its own event",
-            pipeline=rt.pipeline, blob=ref.name, etag=ref.etag)
+            **where)
         return None
-    counters = rt.engine.process_object(stream, ref.name, ref.container, ref.etag or None)
     rt.stats["Objects"] += 1
-    if ref.etag:
-        try:
-            rt.markers.mark(rt.pipeline, ref.container, ref.name, ref.etag, counters.as_dict())
-        except Exception as exc:
-            # the records are sent; failing now would send them again on the retry
-            log("ERROR", "blob processed but not marked done; a redelivery would process it "
-                "again", exc=exc, pipeline=rt.pipeline, blob=ref.name, etag=ref.etag)
     return counters

@@ -217,8 +217,31 @@ def _oversize(pos: _Position, size: int) -> Bad:
                f"record at line {pos.line} is {size} bytes, over the {MAX_RECORD_BYTES} byte limit")
 
 
+# An integer literal of 19 or more digits may be beyond 64 bits, which orjson would turn
+# into a float (silently changing the value). Lines holding one are parsed exactly.
+_LONG_INT = re.compile(rb"(?<![\w.])-?\d{19,}(?![\w.])")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _exact(data: bytes, rec: Any) -> Any:
+    """``rec`` (orjson's parse of ``data``), re-parsed with exact integers when ``data``
+    holds an integer literal orjson may have rounded."""
+    if _LONG_INT.search(data) is None:
+        return rec
+    import json
+
+    return json.loads(data, parse_constant=_reject_constant)
+
+
+def _loads(data: bytes) -> Any:
+    return _exact(data, orjson.loads(data))
+
+
 def _ndjson(raw: IO[bytes], chunk_records: int, pos: _Position) -> Iterator[Chunk]:
-    loads = orjson.loads
+    loads = _loads
     chunk = Chunk(raws=[])
     records, lines, raws, bad = chunk.records, chunk.lines, chunk.raws, chunk.bad
     rest = b""
@@ -261,6 +284,9 @@ def _ndjson(raw: IO[bytes], chunk_records: int, pos: _Position) -> Iterator[Chun
                 skipping = len(rest)
                 rest = b""
         pos.pending = rest
+        # one scan per read keeps the fast path; parts[0] may straddle the previous read
+        long_ints = (_LONG_INT.search(data) is not None
+                     or (bool(parts) and _LONG_INT.search(parts[0]) is not None))
         line = pos.line
         offset = pos.offset
         j = 0
@@ -271,7 +297,8 @@ def _ndjson(raw: IO[bytes], chunk_records: int, pos: _Position) -> Iterator[Chun
             j += len(piece)
             size = sum(map(len, piece))
             try:
-                recs = list(map(loads, piece)) if size <= MAX_RECORD_BYTES else None
+                recs = (list(map(orjson.loads, piece))
+                        if size <= MAX_RECORD_BYTES and not long_ints else None)
             except orjson.JSONDecodeError:
                 recs = None
             if recs is not None and set(map(type, recs)) <= _DICT_ONLY:
@@ -366,7 +393,7 @@ def _json(raw: IO[bytes], chunk_records: int) -> Iterator[Chunk]:
 
 def _add_element(chunk: Chunk, data: bytes, index: int, offset: int) -> None:
     try:
-        rec = orjson.loads(data)
+        rec = _loads(data)
     except orjson.JSONDecodeError as exc:
         chunk.bad.append(Bad(index, offset, data, "JSONDecodeError", str(exc)))
         return
@@ -475,23 +502,55 @@ def _json_array(raw: IO[bytes], buf: bytes, i: int, chunk_records: int) -> Itera
             start = 0
 
 
+class _Lines:
+    """The text lines a CSV reader consumes, kept until the next row starts, so that a
+    row the reader refuses is dead-lettered with its exact input."""
+
+    __slots__ = ("it", "taken")
+
+    def __init__(self, text: IO[str]) -> None:
+        self.it = iter(text)
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.it)
+        self.taken.append(line)
+        return line
+
+    def raw(self) -> bytes:
+        data = "".join(self.taken).encode("utf-8", "surrogateescape")
+        self.taken.clear()
+        # without the row's own line end, as ndjson raws are
+        if data.endswith(b"\r\n"):
+            return data[:-2]
+        return data[:-1] if data.endswith((b"\n", b"\r")) else data
+
+
 def _csv(raw: IO[bytes], chunk_records: int, delimiter: str, pos: _Position) -> Iterator[Chunk]:
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text, delimiter=delimiter)
+    lines = _Lines(text)  # type: ignore[arg-type]
+    # strict: a quote left open at the end is an error, not a field that swallows the
+    # rows after it
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     chunk = Chunk()
+    header_error = ""
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
-        yield Chunk(bad=[Bad(1, 0, b"", "CSVError", f"header row: {exc}")])
-        return
+        header, header_error = [], f"header row: {exc}"
+        chunk.bad.append(Bad(1, 0, lines.raw(), "CSVError", header_error))
+    else:
+        if _has_surrogates(header):
+            header_error = "header row is not valid UTF-8"
+            chunk.bad.append(Bad(1, 0, lines.raw(), "UnicodeDecodeError", header_error))
     width = len(header)
-    if _has_surrogates(header):
-        yield Chunk(bad=[Bad(1, 0, _raw_of(header, delimiter), "UnicodeDecodeError",
-                             "header row is not valid UTF-8")])
-        return
     header = unique_header(header)
+    lines.taken.clear()
     while True:
         pos.line = reader.line_num
         try:
@@ -503,16 +562,20 @@ def _csv(raw: IO[bytes], chunk_records: int, delimiter: str, pos: _Position) -> 
                 yield chunk
             raise
         except csv.Error as exc:
-            chunk.bad.append(Bad(reader.line_num, 0, b"", "CSVError", str(exc)))
+            chunk.bad.append(Bad(reader.line_num, 0, lines.raw(), "CSVError", str(exc)))
             continue
         line = reader.line_num
+        data = lines.raw()
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        if len(row) != width:
-            chunk.bad.append(Bad(line, 0, _raw_of(row, delimiter), "CSVError",
+        if header_error:  # every row is dead-lettered too: none is dropped unseen
+            chunk.bad.append(Bad(line, 0, data, "CSVHeaderError",
+                                 f"line {line} cannot be mapped to columns: {header_error}"))
+        elif len(row) != width:
+            chunk.bad.append(Bad(line, 0, data, "CSVError",
                                  f"row has {len(row)} fields, the header has {width}"))
         elif _has_surrogates(row):
-            chunk.bad.append(Bad(line, 0, _raw_of(row, delimiter), "UnicodeDecodeError",
+            chunk.bad.append(Bad(line, 0, data, "UnicodeDecodeError",
                                  f"line {line} is not valid UTF-8"))
         else:
             chunk.records.append(dict(zip(header, row, strict=True)))
@@ -556,10 +619,6 @@ def _has_surrogates(row: list[str]) -> bool:
     except UnicodeEncodeError:
         return True
     return False
-
-
-def _raw_of(row: list[str], delimiter: str) -> bytes:
-    return delimiter.join(row).encode("utf-8", "surrogateescape")
 
 
 def _parquet(raw: IO[bytes], chunk_records: int) -> Iterator[Chunk]:

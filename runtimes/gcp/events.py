@@ -65,7 +65,7 @@ def parse_request(headers: Mapping[str, str], body: bytes | str) -> Notification
     lower = {k.lower(): v for k, v in headers.items()}
     try:
         doc = json.loads(body or b"null")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise ValueError(f"request body is not JSON ({exc}); expected {_SHAPE}") from None
     ce_type = lower.get("ce-type")
     if ce_type is not None:  # binary-mode CloudEvent: the body is the event's data
@@ -100,7 +100,7 @@ def parse_push(doc: Any) -> Notification:
         event_type=attrs["eventType"],
         object=ObjectRef(attrs["bucketId"], attrs["objectId"],
                          attrs.get("objectGeneration") or None,
-                         int(size) if isinstance(size, str | int) and str(size).isdigit() else None),
+                         int(size) if isinstance(size, str | int) and str(size).isdecimal() else None),
         delivery_attempt=attempt,
         attributes=dict(attrs),
     )
@@ -132,7 +132,7 @@ def _payload(data: Any) -> Any:
         raise ValueError(f"message.data is not base64 ({exc})") from None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None  # only the attributes are needed; the payload is informative
 
 

@@ -89,12 +89,11 @@ def _role(inputs: dict[str, Any]) -> str:
 
 def test_graph_has_each_pipelines_children_under_its_component(graph):
     assert sorted(r.name for r in graph.of(PIPELINE)) == ["orders", "signups"]
-    tables = {"orders": 1, "signups": 0}  # orders enriches from 'users'
+    tables = {"orders": 2, "signups": 1}  # claims; orders enriches from 'users' too
     for name in ("orders", "signups"):
         kinds = Counter(r.typ for r in graph.children(name) if r.typ != RA)
         expected = dict(PER_PIPELINE)
-        if tables[name]:
-            expected["azure-native:storage:Table"] = tables[name]
+        expected["azure-native:storage:Table"] = tables[name]
         assert kinds == expected, name
     assert all(r.parent.split("::")[-2].endswith(PIPELINE)
                for r in graph.resources if r.typ.startswith("azure-native:"))
@@ -219,8 +218,13 @@ def test_function_roles_are_scoped_to_single_resources(graph):
         f"Microsoft.Storage/storageAccounts/{data}/tableServices/default/tables/hwordersusers")
     assert got["host-blobs"] == ("Storage Blob Data Owner",
                                  f"Microsoft.Storage/storageAccounts/{host}")
+    assert got["writes-claims"] == (
+        "Storage Table Data Contributor",
+        f"Microsoft.Storage/storageAccounts/{data}/tableServices/default/tables/hwordersclaims")
+    assert [k for k, (role, _) in got.items() if role == "Storage Table Data Contributor"] == [
+        "writes-claims"]  # the lookup tables stay read-only
     app = graph.one("azure-native:web:WebApp", "orders-function")
-    assert len(grants) == 9
+    assert len(grants) == 10
     for r in graph.of(RA):
         assert scope_problems(_role(r.inputs), r.inputs["scope"]) == [], r.name
         assert r.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/")
@@ -335,3 +339,22 @@ def test_overrides_are_merged_into_the_child(tmp_path):
     cfg["headwater:pipelines"] = [orders]
     hub = run_program(cfg, tmp_path).one("azure-native:eventhub:EventHub", "orders-notifications")
     assert hub.inputs["partitionCount"] == 8
+
+
+def test_claims_table_and_the_lease_beyond_the_function_timeout_are_app_settings(graph, tmp_path):
+    for name in ("orders", "signups"):
+        settings = _settings(graph, name)
+        table = graph.one("azure-native:storage:Table", f"{name}-claims").inputs
+        data = graph.one("azure-native:storage:StorageAccount", f"{name}-storage").inputs
+        assert table["tableName"] == settings["HEADWATER_IDEMPOTENCY_TABLE"] == f"hw{name}claims"
+        assert table["accountName"] == data["accountName"]
+        # limits.timeout_s defaults to 60: host.json's value, and the lease 30 s beyond it
+        assert settings["AzureFunctionsJobHost__functionTimeout"] == "00:01:00"
+        assert settings["HEADWATER_LEASE_S"] == "90"
+    config = example_config()
+    config["headwater:pipelines"] = [copy.deepcopy(config["headwater:pipelines"][0])]
+    chain = config["headwater:pipelines"][0]["transforms"]
+    next(s for s in chain if s["use"] == "enrich")["with"]["table"] = "claims"
+    with pytest.raises(Exception, match="lookup table 'claims' would be Table Storage table "
+                                        "'hwordersclaims', the pipeline's claims table"):
+        run_program(config, tmp_path)

@@ -13,6 +13,9 @@ from headwater.program import Res
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
+AZ = "azure-native:"
+
+
 def messages(violations) -> list[str]:
     return [f"{v.rule}: {v.message} | {v.fix}" for v in violations]
 
@@ -85,10 +88,44 @@ def test_whole_numbers_pass_as_int_fractions_do_not_and_components_and_reads_are
     ("gcp:serviceaccount/account:Account", "accountId", "hw-fn", "has 5 characters"),
     ("gcp:bigquery/dataset:Dataset", "datasetId", "orders-ds", "breaks the character rule"),
     ("gcp:firestore/database:Database", "name", "Users", "breaks the character rule"),
+    (AZ + "storage:StorageAccount", "accountName", "hw-orders-1a2b3c4d",
+     "breaks the character rule"),
+    (AZ + "storage:StorageAccount", "accountName", "hwordersdata1a2b3c4d5e6f7",
+     "has 25 characters"),
+    (AZ + "storage:StorageAccount", "accountName", "ordersdata",
+     "does not end with a hash or number tail"),
+    (AZ + "storage:StorageAccount", "accountName", "microsoftdata1a2b3c4d", "contains 'microsoft'"),
+    (AZ + "storage:BlobContainer", "containerName", "dead--letter", "breaks the character rule"),
+    (AZ + "storage:BlobContainer", "containerName", "Raw", "breaks the character rule"),
+    (AZ + "storage:BlobContainer", "containerName", "dl", "has 2 characters"),
+    (AZ + "storage:Table", "tableName", "1users", "breaks the character rule"),
+    (AZ + "storage:Table", "tableName", "hw_users", "breaks the character rule"),
+    (AZ + "storage:Table", "tableName", "tables", "which the Table service reserves"),
+    (AZ + "storage:ManagementPolicy", "managementPolicyName", "raw", "breaks the character rule"),
+    (AZ + "eventhub:Namespace", "namespaceName", "hw-ns", "has 5 characters"),
+    (AZ + "eventhub:Namespace", "namespaceName", "1hw-orders-ns-1a2b3c4d", "breaks the character"),
+    (AZ + "eventhub:Namespace", "namespaceName", "hw-orders-1a2b3c4d-sb", "ends with '-sb'"),
+    (AZ + "eventhub:EventHub", "eventHubName", "-notifications", "breaks the character rule"),
+    (AZ + "eventhub:EventHub", "eventHubName", "n" * 257, "has 257 characters"),
+    (AZ + "eventhub:ConsumerGroup", "consumerGroupName", "c" * 51, "has 51 characters"),
+    (AZ + "web:WebApp", "name", "hw-orders-fn-1a2b3c4d-", "breaks the character rule"),
+    (AZ + "web:WebApp", "name", "login-orders-1a2b3c4d", "starts with 'login'"),
+    (AZ + "web:WebApp", "name", "orders-function", "does not end with a hash or number tail"),
+    (AZ + "kusto:Cluster", "clusterName", "1adx1a2b3c4d", "breaks the character rule"),
+    (AZ + "kusto:Cluster", "clusterName", "hwordersadx1a2b3c4d5e6f7", "has 24 characters"),
+    (AZ + "kusto:Cluster", "clusterName", "hwordersadx", "does not end with a hash"),
+    (AZ + "kusto:ReadWriteDatabase", "databaseName", "orders/db", "breaks the character rule"),
+    (AZ + "eventgrid:SystemTopicEventSubscription", "eventSubscriptionName", "orders_blob",
+     "breaks the character rule"),
+    (AZ + "operationalinsights:Workspace", "workspaceName", "log", "has 3 characters"),
+    (AZ + "resources:ResourceGroup", "resourceGroupName", "orders-rg.", "breaks the character"),
+    (AZ + "authorization:RoleAssignment", "roleAssignmentName", "orders-reads-raw",
+     "has 16 characters"),
 ])
 def test_each_naming_rule_refuses_what_the_service_refuses(typ, prop, value, text):
-    (found,) = name_violations([Res(typ, "r", {prop: value})])
-    assert found.rule == "physical-name" and text in found.message and prop in found.message
+    violations = name_violations([Res(typ, "r", {prop: value})])
+    (found,) = [v for v in violations if text in v.message]  # a name may break more rules
+    assert found.rule == "physical-name" and prop in found.message
     assert found.fix.startswith(f"choose a {prop} of")
 
 
@@ -103,6 +140,18 @@ def test_each_naming_rule_refuses_what_the_service_refuses(typ, prop, value, tex
     ("gcp:pubsub/topic:Topic", "name", "orders-topic~1"),
     ("gcp:serviceaccount/account:Account", "accountId", "hw-orders-fn"),
     ("gcp:firestore/database:Database", "name", "(default)"),
+    (AZ + "storage:StorageAccount", "accountName", "hwordersdata1a2b3c4d"),
+    (AZ + "storage:StorageAccount", "accountName", "contosoorders2024"),
+    (AZ + "storage:BlobContainer", "containerName", "eventgrid-deadletter"),
+    (AZ + "storage:Table", "tableName", "hwordersusers"),
+    (AZ + "eventhub:Namespace", "namespaceName", "hw-orders-ns-1a2b3c4d"),
+    (AZ + "eventhub:EventHub", "eventHubName", "orders.processed_v2"),
+    (AZ + "web:WebApp", "name", "hw-orders-fn-1a2b3c4d"),
+    (AZ + "kusto:Cluster", "clusterName", "hwordersadx1a2b3c4d"),
+    (AZ + "kusto:ReadWriteDatabase", "databaseName", "orders db.v2"),
+    (AZ + "resources:ResourceGroup", "resourceGroupName", "headwater(orders)_rg"),
+    (AZ + "authorization:RoleAssignment", "roleAssignmentName",
+     "0f8fad5b-d9cb-469f-a165-70867728950e"),
 ])
 def test_names_the_service_accepts_pass(typ, prop, value):
     assert name_violations([Res(typ, "r", {prop: value})]) == []
@@ -112,3 +161,11 @@ def test_a_name_generated_from_a_long_logical_name_is_checked():
     (found,) = name_violations([Res("aws:lambda/function:Function", "f" * 60, {})])
     assert "name (generated from the logical name)" in found.message
     assert "has 68 characters" in found.message
+
+
+def test_an_azure_name_generated_from_a_long_logical_name_is_checked():
+    """azure-native appends 8 random characters, without a dash."""
+    (found,) = name_violations([Res(AZ + "resources:ResourceGroup", "g" * 85, {})])
+    assert "resourceGroupName (generated from the logical name)" in found.message
+    assert "has 93 characters" in found.message
+    assert name_violations([Res(AZ + "resources:ResourceGroup", "orders-rg", {})]) == []

@@ -322,3 +322,53 @@ def test_gcp_function_environment_holds_no_literal_secrets():
     (msg,) = found([fn], "no-plain-secrets")
     assert msg.startswith("fn: environment variable WEBHOOK_SECRET holds a literal value | "
                           "keep the value in Secret Manager")
+
+
+def test_gcp_log_buckets_must_set_a_retention():
+    bucket = res("gcp:logging/projectBucketConfig:ProjectBucketConfig", "logs", project="p",
+                 location="global", bucketId="pipeline-logs")
+    (msg,) = found([bucket], "log-retention")
+    assert msg == ("logs: does not set how long the log bucket keeps logs | set retention_days "
+                   "(e.g. 30)")
+    bucket.outputs["retentionDays"] = 30
+    assert found([bucket], "log-retention") == []
+
+
+def _pushed(timeout: int, deadline: int) -> list[Res]:
+    uri = "https://headwater-gcp-orders-1-ew.a.run.app"
+    fn = res("gcp:cloudfunctionsv2/function:Function", "fn", name="fn",
+             serviceConfig={"timeoutSeconds": timeout, "uri": uri})
+    push = res(SUB, "push", topic="projects/p/topics/in", ackDeadlineSeconds=deadline,
+               pushConfig={"pushEndpoint": uri},
+               deadLetterPolicy={"deadLetterTopic": "projects/p/topics/dl"})
+    return [fn, push, res(SUB, "dl-sub", topic="projects/p/topics/dl")]
+
+
+def test_gcp_a_push_ack_deadline_below_the_function_timeout_is_refused_equal_allowed():
+    (msg,) = found(_pushed(timeout=120, deadline=60), "timeout-below-visibility")
+    assert msg == ("push: ack deadline 60s is below the timeout 120s of function 'fn', so "
+                   "Pub/Sub pushes the message again while the first request still runs | "
+                   "raise ack_deadline_seconds to 120 (at most 600) or lower the function "
+                   "timeout to the deadline")
+    assert found(_pushed(timeout=60, deadline=60), "timeout-below-visibility") == []
+
+
+def test_gcp_dead_letters_that_would_trigger_the_source_again_are_refused():
+    loop = res(SUB, "push", topic="projects/p/topics/in",
+               deadLetterPolicy={"deadLetterTopic": "projects/p/topics/in"})
+    notify = res("gcp:storage/notification:Notification", "notify", bucket="raw-1",
+                 topic="projects/p/topics/in", objectNamePrefix="raw/orders/")
+
+    def fn(bucket: str, prefix: str) -> Res:
+        return res("gcp:cloudfunctionsv2/function:Function", "fn", name="fn", serviceConfig={
+            "environmentVariables": {"HEADWATER_DEADLETTER_BUCKET": bucket,
+                                     "HEADWATER_DEADLETTER_PREFIX": prefix}})
+
+    msgs = found([loop, notify, fn("raw-1", "raw/")], "no-retrigger")
+    assert "push: dead-letters into projects/p/topics/in, the topic it reads, so a failing " \
+           "message comes back forever | dead-letter to a topic of its own" in msgs
+    assert "fn: writes dead-letters to gs://raw-1/raw/, under the prefix gs://raw-1/raw/orders/ " \
+           "of notification 'notify', so every dead-letter triggers a pipeline again | write " \
+           "dead-letters to another bucket, or under a prefix that neither starts with the " \
+           "notification's prefix nor is a start of it" in msgs
+    assert found([notify, fn("raw-1", "deadletter/"), fn("dl-1", "raw/")], "no-retrigger") == []

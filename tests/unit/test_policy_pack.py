@@ -97,3 +97,43 @@ def test_the_analyzer_reports_what_the_plan_reports(pack):
     assert got == expected
     assert {rule for rule, _, _ in got} == {"no-public-access", "encryption-at-rest",
                                             "tls-only", "iam-no-wildcards"}
+
+
+def test_the_analyzer_reports_the_azure_rows_as_the_plan_does(pack):
+    """An Azure stack with an anonymous container, a subscription-wide Owner, a literal
+    secret in app settings and an Event Grid subscription without a dead-letter, through
+    pulumi-policy's proxies (lists of app settings, nested filters) and through the plan."""
+    az = "azure-native:"
+    sub = "/subscriptions/00000000-0000-4000-8000-000000000001"
+
+    def res(typ: str, logical: str, **props) -> Res:
+        return Res(az + typ, logical, dict(props), outputs=dict(props),
+                   urn=f"urn:pulumi:t::p::{az}{typ}::{logical}")
+
+    resources = [
+        res("storage:BlobContainer", "raw", containerName="raw", accountName="a",
+            publicAccess="Blob"),
+        res("authorization:RoleAssignment", "owner", principalId="p", scope=sub,
+            roleDefinitionId=f"{sub}/providers/Microsoft.Authorization/roleDefinitions/"
+                             "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
+        res("web:WebApp", "fn", name="fn", httpsOnly=True, siteConfig={
+            "minTlsVersion": "1.2", "ftpsState": "Disabled", "appSettings": [
+                {"name": "APPLICATIONINSIGHTS_CONNECTION_STRING", "value": "x"},
+                {"name": "API_TOKEN", "value": "tok_live_1"}]}),
+        res("eventgrid:SystemTopicEventSubscription", "created", systemTopicName="t",
+            filter={"subjectBeginsWith": "/blobServices/default/containers/raw/blobs/in/"}),
+    ]
+    servicer = _servicer(pack)
+    stack = servicer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[
+        analyzer_pb2.AnalyzerResource(type=r.typ, name=r.name, urn=r.urn,
+                                      properties=_struct(r.outputs)) for r in resources]), None)
+    singles = [servicer.Analyze(analyzer_pb2.AnalyzeRequest(
+        type=r.typ, name=r.name, urn=r.urn, properties=_struct(r.inputs)), None)
+        for r in resources]
+    got = {(d.policyName, d.message.split("\n", 1)[1])
+           for d in list(stack.diagnostics) + [d for s in singles for d in s.diagnostics]}
+    expected = {(v.rule, f"{v.typ} {v.name!r}: {v.message}. Fix: {v.fix}")
+                for v in evaluate(resources)}
+    assert got == expected
+    assert {rule for rule, _ in got} >= {"no-public-access", "iam-no-wildcards",
+                                         "no-plain-secrets", "dead-letter"}

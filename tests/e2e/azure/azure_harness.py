@@ -64,6 +64,20 @@ class FunctionContext:
         self.retry_context = RetryContext(retry_count, max_retry_count)
 
 
+_indexed: list[Any] = []
+
+
+def indexed_function() -> Any:
+    """The app's one function as the worker indexes it when it loads function_app.py
+    (indexing runs once per process, so every test module shares this)."""
+    if not _indexed:
+        from runtimes.azure import function_app
+
+        (fn,) = function_app.app.get_functions()
+        _indexed.append(fn)
+    return _indexed[0]
+
+
 def hub_events(bodies: list[bytes]) -> list[func.EventHubEvent]:
     """``azure.functions.EventHubEvent`` objects as the worker builds them for a
     cardinality-many trigger."""

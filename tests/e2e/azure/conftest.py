@@ -118,6 +118,7 @@ class Stack:
     raw: str = "raw"
     deadletter: str = "deadletter"
     users: str = "hwordersusers"
+    claims: str = "hwordersclaims"
     env: dict[str, str] = field(default_factory=dict)
 
     def put(self, name: str, body: bytes | str) -> dict[str, Any]:
@@ -150,11 +151,18 @@ class Stack:
         out = {}
         client = self.blob.get_container_client(self.deadletter)
         for b in client.list_blobs(name_starts_with=self.spec.deadletter.prefix):
-            if "/_processed/" in b.name or "/notifications/" in b.name:
+            if "/notifications/" in b.name:
                 continue
             body = client.download_blob(b.name).readall()
             out[b.name] = [orjson.loads(line) for line in body.splitlines()]
         return out
+
+    def claim(self, blob: dict[str, Any]) -> dict[str, Any]:
+        """The claims table's entity of this blob version."""
+        from runtimes.azure.idempotency import TableIdempotency
+
+        row = TableIdempotency.row_key(TableIdempotency.key(self.raw, blob["name"], blob["etag"]))
+        return dict(self.tables.get_table_client(self.claims).get_entity(self.spec.name, row))
 
     def parked(self) -> dict[str, dict[str, Any]]:
         client = self.blob.get_container_client(self.deadletter)
@@ -188,6 +196,7 @@ def orders_stack(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     for row in USERS:
         users.create_entity({"PartitionKey": "users", "RowKey": row["user_id"], **row})
     users.create_entity({"PartitionKey": "other", "RowKey": "u1", "tier": "WRONG-PARTITION"})
+    tables.create_table(st.claims)
     st.env = {
         "HEADWATER_MANIFEST": str(manifest_path),
         "HEADWATER_PIPELINE": spec.name,
@@ -198,6 +207,8 @@ def orders_stack(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         "HEADWATER_LOOKUP_TABLES": json.dumps({"users": st.users}),
         "HEADWATER_NOTIFICATIONS_HUB": "notifications",
         "HEADWATER_CONSUMER_GROUP": "function",
+        "HEADWATER_IDEMPOTENCY_TABLE": st.claims,
+        "HEADWATER_LEASE_S": "90",
     }
     for name, value in st.env.items():
         monkeypatch.setenv(name, value)

@@ -21,13 +21,13 @@ import orjson
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.eventhub.exceptions import EventHubError
-from azure_harness import EVENTS, FunctionContext, hub_events
+from azure_harness import EVENTS, FunctionContext, hub_events, indexed_function
 
 from runtimes.azure import function_app, handler
 
 pytestmark = pytest.mark.e2e
 # what the worker does once when it loads function_app.py (indexing may run only once)
-(FUNCTION,) = function_app.app.get_functions()
+FUNCTION = indexed_function()
 
 DAY = "raw/orders/2024/05/01/"
 GOOD = "\n".join([
@@ -133,9 +133,9 @@ def test_records_carry_a_stable_headwater_id_from_container_blob_and_etag(orders
     _invoke([st.notification(good)])
     ids = [e["_headwater_id"] for e in st.hub.events]
     assert len(set(ids)) == 3 and all(isinstance(i, str) and i for i in ids)
-    # the same version processed again (its marker gone) gets the same ids
-    marker = handler._state[0].markers.name("orders", "raw", DAY + "good.ndjson", good["etag"])
-    st.blob.get_blob_client(st.deadletter, marker).delete_blob()
+    # the same version processed again (its claim gone) gets the same ids
+    claim = st.claim(good)
+    st.tables.get_table_client(st.claims).delete_entity(claim["PartitionKey"], claim["RowKey"])
     _invoke([st.notification(good)])
     assert [e["_headwater_id"] for e in st.hub.events[3:]] == ids
     # a new version of the blob gets new ids

@@ -1,0 +1,30 @@
+"""The object-store port on S3 (dead-letter replay and forget)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["S3Store"]
+
+
+class S3Store:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def list(self, prefix: str) -> Iterator[str]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+    def read(self, name: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=name)["Body"].read()
+
+    def write(self, name: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=name, Body=data,
+                               ServerSideEncryption="AES256")
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=name)
