@@ -33,11 +33,12 @@ FIGURES: list[tuple[int, str, str]] = [
     (11, "localrun", "figure_columnar"),
     (12, "localrun", "figure_wide"),
     (13, "localrun", "figure_workers"),
+    (14, "backfill", "figure_backfill"),
 ]
 TITLES = {1: "Per-record throughput", 2: "Enrichment", 3: "Memory", 4: "Cold start",
           5: "Artifact", 6: "Program scaling", 7: "Sink calls", 8: "Parquet artifact",
           9: "Parquet cold start", 10: "headwater run end to end", 11: "Columnar path",
-          12: "Wide record", 13: "Workers"}
+          12: "Wide record", 13: "Workers", 14: "Backfill on Spark"}
 
 
 def _load(module: str, name: str) -> Callable[[Config], Figure]:

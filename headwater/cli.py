@@ -1,5 +1,5 @@
-"""The ``headwater`` command line: run, status, validate, plan, package, transforms list /
-new."""
+"""The ``headwater`` command line: run, backfill, status, validate, plan, package,
+transforms list / new."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import typer.core
@@ -616,6 +616,115 @@ def status_table(rows, title: str) -> Table:  # rows: list[PipelineStatus]
         table.add_row(escape(r.pipeline), health, num(r.objects), num(r.records_in),
                       num(r.written), num(r.dead_lettered), num(r.queue_depth),
                       num(r.dlq_depth), age(r.oldest_age_s))
+    return table
+
+
+def _day(value: str | None, option: str) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command(cls=_Command)
+def backfill(
+    pipeline: Annotated[str, typer.Option("--pipeline", "-p", metavar="NAME",
+                                          help="the pipeline to backfill")],
+    stack: StackOpt = "local",
+    project_dir: ProjectOpt = Path("."),
+    root: Annotated[str, typer.Option(
+        "--root", metavar="URL", help="the bucket: a folder, file://, s3a://, gs:// or abfss:// "
+        "URL (keys are paths relative to it)")] = "data",
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="DATE", help="first day (UTC) of object arrival to include")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", metavar="DATE", help="last day (UTC) of object arrival to include")] = None,
+    master: Annotated[str | None, typer.Option(
+        "--master", metavar="URL", help="Spark master: local[*] (default), spark://..., yarn")
+    ] = None,
+    output: Annotated[str, typer.Option(
+        "--output", metavar="PATH", help="Parquet goes to PATH/<table>/, dead-letters to "
+        "PATH/deadletter/<pipeline>/")] = ".headwater/backfill",
+    lookup: Annotated[str | None, typer.Option(
+        "--lookup", metavar="URL", help="folder of lookup tables (default ROOT/lookup)")] = None,
+    artifacts: Annotated[Path, typer.Option(
+        "--artifacts", metavar="DIR", help="where the Spark artifact is built")] = Path("dist/spark"),
+    python: Annotated[str | None, typer.Option(
+        "--python", metavar="X.Y", help="the executors' Python (default: this one)")] = None,
+    package_only: Annotated[bool, typer.Option(
+        "--package-only", help="only build the artifact and its spark-submit entry "
+        "(backfill_main.py) into --artifacts, for a managed Spark service")] = False,
+) -> None:
+    """Reprocess a pipeline's raw objects on Spark: the same chain and plugins as its
+    functions, into Parquet partitioned as the sink is; re-running a range replaces it."""
+    from headwater.backfill import BackfillError, spark_session
+    from headwater.backfill import backfill as run_backfill
+    from headwater.packaging import PackagingError
+
+    config = load_stack(stack, project_dir)
+    first, last = _day(since, "--since"), _day(until, "--until")
+    try:
+        config.pipeline(pipeline)
+    except KeyError as exc:
+        raise fail(exc.args[0]) from None
+    bucket = root if "://" in root else str(Path(root))
+    if package_only:
+        from headwater.backfill import build_spark_artifact
+
+        try:
+            artifact = build_spark_artifact(config, pipeline, artifacts, python=python)
+        except PackagingError as exc:
+            raise fail(str(exc)) from None
+        import zipfile
+
+        entry = artifacts / "backfill_main.py"
+        with zipfile.ZipFile(artifact.path) as zf:
+            entry.write_bytes(zf.read("backfill_main.py"))
+        console.print(f"artifact: {artifact.path}  sha256 {artifact.sha256}\nentry: {entry}\n"
+                      f"spark-submit --archives {artifact.path}#headwater {entry} "
+                      "--root URL --output URL [--since DATE] [--until DATE]",
+                      highlight=False, markup=False, soft_wrap=True)
+        return
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise fail("pyspark is not installed: pip install 'headwater[spark]'") from None
+    try:
+        with err.status("starting Spark", spinner="dots"):
+            spark = spark_session(master)
+        report, artifact = run_backfill(config, pipeline, root=bucket, output=output,
+                                        spark=spark, since=first, until=last, lookup=lookup,
+                                        artifacts=artifacts, python=python)
+    except (BackfillError, PackagingError) as exc:
+        raise fail(str(exc)) from None
+    console.print(backfill_table(report))
+    console.print(f"artifact: {artifact.path}  sha256 {artifact.sha256}", highlight=False,
+                  markup=False, soft_wrap=True)
+    console.print(f"table: {report.table_path}  dead-letters: {report.deadletter_path}",
+                  highlight=False, markup=False, soft_wrap=True)
+    if report.removed:
+        console.print(f"removed {len(report.removed)} in-range partition(s) this run no longer "
+                      "writes", highlight=False, markup=False)
+
+
+def backfill_table(report) -> Table:  # report: BackfillReport
+    from rich import box
+
+    table = Table(title="headwater backfill", box=box.SIMPLE_HEAD, padding=(0, 0),
+                  pad_edge=False, collapse_padding=True)
+    cols = ("pipeline", "objects", "skipped", "records\nin", "written", "dropped",
+            "dead-\nlettered", "parti-\ntions", "secs")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "pipeline" else "right", no_wrap=True)
+    c = report.counters
+    table.add_row(escape(report.pipeline), str(report.objects), str(report.skipped),
+                  str(c.received), str(c.written), str(c.dropped),
+                  f"[yellow]{c.dead_lettered}[/]" if c.dead_lettered else "0",
+                  str(len(report.partitions)), f"{report.seconds:.1f}")
     return table
 
 

@@ -18,6 +18,7 @@ from .layouts import (
     CloudFunctionsLayout,
     Layout,
     Limits,
+    SparkLayout,
     Target,
     layout_for,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "MissingWheelError",
     "NoPlatformWheelError",
     "PackagingError",
+    "SparkLayout",
     "Target",
     "Wheelhouse",
     "build_layer",

@@ -219,14 +219,15 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
                             python: str | None = None, arch: str | None = None,
                             limits: Limits | None = None, registry: Any | None = None,
                             reuse: bool = True, trim: bool = True,
-                            layers: str | None = None,
+                            layers: str | None = None, cloud: str | None = None,
                             progress: Progress | None = None) -> Artifact:
     """Build ``pipeline``'s artifact for ``stack.cloud`` into ``out_dir``.
 
     ``stack`` is a StackConfig (``cloud``, ``python``, ``arch``, ``layers``) and
     ``pipeline`` one of its PipelineSpecs; ``python`` / ``arch`` / ``layers`` override the
     stack's. ``limits`` replaces the platform's size limits (tests); ``trim=False`` keeps
-    the files :mod:`.trim` would drop (benchmarks). With shared layers the result's
+    the files :mod:`.trim` would drop (benchmarks); ``cloud`` builds for another layout
+    than the stack's (``"spark"``: a backfill's archive). With shared layers the result's
     ``layer`` is the layer artifact, built or reused in the same folder. Raises
     :class:`PackagingError` subclasses.
     """
@@ -235,7 +236,8 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
     from transforms.registry import RegistryError
 
     say = progress or (lambda _msg: None)
-    layout = layout_for(stack.cloud, python or stack.python, arch or stack.arch)
+    cloud = cloud or stack.cloud
+    layout = layout_for(cloud, python or stack.python, arch or stack.arch)
     limits = limits or layout.limits
     out_dir = Path(out_dir)
     path = out_dir / layout.artifact_name(pipeline.name)
@@ -249,7 +251,7 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
 
     layer = None
     in_layer: list[str] = []
-    if (layers or getattr(stack, "layers", "none")) == "shared":
+    if (layers or getattr(stack, "layers", "none")) == "shared" and layout.shared:
         shared = _shared_needs(layout, needs)
         if shared:
             layer = build_layer(layout, shared, out_dir, wheelhouse=house, reuse=reuse,
@@ -268,7 +270,7 @@ def build_pipeline_artifact(stack: Any, pipeline: Any, out_dir: str | Path, *,
                     else e for e in distribution_entries(need, layout.target, house)]
     entries = check_unique(entries)
     _check_refs(manifest, entries, layout.site_packages, _layer_names(layer, layout))
-    return _write(path, entries, layout, limits, name=pipeline.name, cloud=stack.cloud,
+    return _write(path, entries, layout, limits, name=pipeline.name, cloud=cloud,
                   kind="function" if trim else "function-untrimmed", reuse=reuse, say=say,
                   layer=layer, in_layer=in_layer, trim=trim)
 

@@ -27,7 +27,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from .errors import PackagingError
 
 __all__ = ["AwsLambdaLayout", "AzureFunctionsLayout", "CloudFunctionsLayout", "Layout", "Limits",
-           "Target", "layout_for"]
+           "SparkLayout", "Target", "layout_for"]
 
 MIB = 1024 * 1024
 
@@ -275,12 +275,59 @@ class AzureFunctionsLayout(Layout):
         }
 
 
+class SparkLayout(Layout):
+    """The archive a Spark backfill ships to its executors (``--archives zip#name``, or
+    ``SparkContext.addArchive``): unpacked on each executor and put first on ``sys.path``
+    by the task, so C extensions (orjson) load, which ``--py-files`` (zipimport) cannot.
+    Root: ``runtimes/core``, ``runtimes/spark``, ``transforms/``, the manifest, the
+    unpacked wheels of the chain's plugins and orjson, and ``backfill_main.py`` (the
+    driver entry for ``spark-submit``).
+
+    The target is the cluster's Python and machine (default: the builder's). pyspark and
+    pyarrow come with every Spark runtime (EMR, Dataproc, Synapse, Databricks), so they are
+    not shipped.
+    """
+
+    cloud = "spark"
+    kind = "spark"
+    provided = frozenset({"pyspark", "py4j", "pyarrow", "numpy", "pandas"})
+    adapter = "runtimes/spark"
+    entry = "runtimes/spark/task.py"
+    MAIN = b"""\"\"\"spark-submit entry of a headwater backfill: puts the unpacked artifact
+(--archives <zip>#headwater, or $HEADWATER_ARCHIVE) first on sys.path, then runs the
+backfill of the manifest baked into it (runtimes/spark/main.py).\"\"\"
+
+import os
+import sys
+
+name = os.environ.get("HEADWATER_ARCHIVE", "headwater")
+here = os.path.dirname(os.path.abspath(__file__))
+for d in (os.path.join(os.getcwd(), name), here):
+    if os.path.isfile(os.path.join(d, "headwater_manifest.json")):
+        sys.path.insert(0, d)
+        break
+
+from runtimes.spark.main import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+    def make_target(self, python: str, arch: str) -> Target:
+        # manylinux_2_28: older than every current Spark runtime's glibc (EMR 7: 2.34,
+        # Dataproc 2.2 / Databricks 15: 2.35)
+        return Target(python, arch, (2, 28))
+
+    def extra_files(self, manifest: dict[str, Any]) -> dict[str, bytes]:
+        return {"backfill_main.py": self.MAIN}
+
+
 def _timespan(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 LAYOUTS: dict[str, type[Layout]] = {"aws": AwsLambdaLayout, "gcp": CloudFunctionsLayout,
-                                     "azure": AzureFunctionsLayout}
+                                     "azure": AzureFunctionsLayout, "spark": SparkLayout}
 
 
 def layout_for(cloud: str, python: str = "3.12", arch: str = "arm64") -> Layout:
