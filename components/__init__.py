@@ -24,7 +24,9 @@ __all__ = ["CLOUDS", "deploy", "read_config"]
 CLOUDS: dict[str, str] = {"aws": "components.aws", "gcp": "components.gcp",
                          "azure": "components.azure"}
 CHECK_ONLY_ENV = "HEADWATER_CHECK_ONLY"  # same name as headwater.program
-KEYS = ("cloud", "pipelines", "python", "arch", "layers", "region", "alarm_email", "kms_key")
+KEYS = ("cloud", "pipelines", "python", "arch", "layers", "region", "alarm_email", "alerts",
+        "tracing", "kms_key")
+OBJECT_KEYS = ("pipelines", "alerts", "tracing")  # structured values: read as JSON
 
 
 def read_config(config: pulumi.Config) -> StackConfig:
@@ -32,7 +34,7 @@ def read_config(config: pulumi.Config) -> StackConfig:
     ``aws:region``) into a validated :class:`StackConfig`."""
     raw: dict[str, Any] = {}
     for key in KEYS:
-        value = config.get_object(key) if key == "pipelines" else config.get(key)
+        value = config.get_object(key) if key in OBJECT_KEYS else config.get(key)
         if value is not None:
             raw[key] = value
     for full in REGION_KEYS.values():

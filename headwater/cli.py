@@ -1,4 +1,5 @@
-"""The ``headwater`` command line: run, validate, plan, package, transforms list / new."""
+"""The ``headwater`` command line: run, status, validate, plan, package, transforms list /
+new."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 import typer.core
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -274,10 +276,14 @@ def run(
     ] = False,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="show a progress bar while running")] = True,
+    metrics_json: Annotated[Path | None, typer.Option(
+        "--metrics-json", metavar="FILE",
+        help="also write the run's metrics (the deployed functions' vocabulary) as JSON")
+    ] = None,
 ) -> None:
     """Run the stack's pipelines over the objects in --root, into a local DuckDB file."""
     from headwater.local import local_runner
-    from headwater.report import RichProgress, summary_table
+    from headwater.report import RichProgress, metrics_document, summary_table
 
     config = load_stack(stack, project_dir)
     if not root.is_dir():
@@ -301,6 +307,15 @@ def run(
     except KeyboardInterrupt:  # Ctrl-C before the runner took over SIGINT
         raise fail("interrupted before any object was processed", 130) from None
     console.print(summary_table(report))
+    if metrics_json is not None:
+        from headwater.status import project_name
+
+        doc = metrics_document(report, project_name(project_dir), stack)
+        try:
+            metrics_json.parent.mkdir(parents=True, exist_ok=True)
+            metrics_json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"--metrics-json {metrics_json}: {exc}") from None
     for e in report.errors:
         where = f"object {e.key!r}" if e.key else "could not start"
         err.print(f"[bold red]failed:[/] {escape(f'pipeline {e.pipeline!r}, {where}: {e.error}')}",
@@ -482,6 +497,120 @@ def package(
                       markup=False)
     for note in dict.fromkeys(a.bytecode_note for a in artifacts if a.bytecode_note):
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command(cls=_Command)
+def status(
+    stack: StackOpt = "local",
+    project_dir: ProjectOpt = Path("."),
+    pipeline: Annotated[list[str] | None, typer.Option(
+        "--pipeline", "-p", metavar="NAME", help="only this pipeline (repeatable)")] = None,
+    since: Annotated[str, typer.Option(
+        "--since", metavar="WINDOW", help="how far back: 30m, 1h, 2d")] = "1h",
+    root: Annotated[Path, typer.Option(
+        "--root", metavar="DIR", help="local: the folder `headwater run` read")] = Path("data"),
+    warehouse: Annotated[Path, typer.Option(
+        "--warehouse", metavar="FILE", help="local: the DuckDB file `headwater run` wrote")
+    ] = Path(".headwater/warehouse.duckdb"),
+    outputs: Annotated[Path | None, typer.Option(
+        "--outputs", metavar="FILE", help="cloud: the stack's outputs as JSON (default: "
+        "`pulumi stack output --json --stack NAME`)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable status")] = False,
+) -> None:
+    """Is each pipeline healthy? Records in, written, dead-lettered, queue and DLQ depth,
+    oldest waiting notification and the last error, over --since. Exits 1 when a pipeline
+    breaks an alarm rule (errors, DLQ not empty, oldest message, dead-letter rate)."""
+    from headwater.status import StatusError, judge, parse_since, project_name
+
+    config = load_stack(stack, project_dir)
+    try:
+        since_s = parse_since(since)
+        names = [config.pipeline(n).name for n in pipeline] if pipeline else \
+            [p.name for p in config.pipelines]
+    except (ValueError, KeyError) as exc:
+        raise fail(exc.args[0]) from None
+    try:
+        if config.cloud == "local":
+            from headwater.status.local import read_local
+
+            rows = read_local(names, warehouse, root, since_s)
+        elif config.cloud == "aws":
+            from headwater.status.aws import read_aws
+
+            rows = read_aws(names, _stack_outputs(stack, project_dir, outputs),
+                            project_name(project_dir), stack, since_s, region=config.region)
+        else:
+            board = "Cloud Monitoring dashboard" if config.cloud == "gcp" else "Azure workbook"
+            raise StatusError(
+                f"headwater status cannot read {config.cloud} yet: open the stack's {board} "
+                f"headwater-<project>-{stack}; its alerts use the same rules")
+    except StatusError as exc:
+        raise fail(str(exc)) from None
+    for row in rows:
+        judge(row, config.alerts)
+    if as_json:
+        from dataclasses import asdict
+
+        sys.stdout.write(json.dumps({"stack": stack, "cloud": config.cloud, "since": since,
+                                     "healthy": all(r.healthy for r in rows),
+                                     "pipelines": [asdict(r) for r in rows]}, indent=2) + "\n")
+    else:
+        console.print(status_table(rows, f"stack {stack} ({config.cloud}), last {since}"))
+        for r in rows:
+            if r.last_error:
+                where = f" (object {r.last_error_key})" if r.last_error_key else ""
+                console.print(f"[bold]last error[/] {escape(f'{r.pipeline}: {r.last_error}{where}')}",
+                              highlight=False, soft_wrap=True)
+            for problem in r.problems:
+                err.print(f"[bold red]unhealthy:[/] {escape(f'{r.pipeline}: {problem}')}",
+                          highlight=False, soft_wrap=True)
+    if not all(r.healthy for r in rows):
+        raise typer.Exit(1)
+
+
+def _stack_outputs(stack: str, project_dir: Path, path: Path | None) -> dict:
+    import subprocess
+
+    from headwater.status import StatusError
+
+    if path is not None:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StatusError(f"--outputs {path}: {exc}") from None
+    try:
+        done = subprocess.run(["pulumi", "stack", "output", "--json", "--stack", stack],
+                              cwd=project_dir, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StatusError(f"cannot read the stack's outputs with `pulumi stack output`: {exc}; "
+                          "pass --outputs FILE (that command's JSON)") from None
+    if done.returncode != 0:
+        raise StatusError(f"`pulumi stack output --json --stack {stack}` failed: "
+                          f"{done.stderr.strip() or done.stdout.strip()}; deploy the stack "
+                          "first, or pass --outputs FILE")
+    return json.loads(done.stdout or "{}")
+
+
+def status_table(rows, title: str) -> Table:  # rows: list[PipelineStatus]
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:g}"
+
+    def age(v: float | None) -> str:
+        return "-" if v is None else (f"{v:.0f}s" if v < 120 else f"{v / 60:.0f}m")
+
+    # two-line headers: the table fits an 80-column terminal; the last errors follow it
+    table = Table(title=escape(title), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                  collapse_padding=True)
+    for col in ("pipeline", "health", "objects", "records\nin", "written", "dead-\nlettered",
+                "queue", "DLQ", "oldest\nwaiting"):
+        table.add_column(col, justify="left" if col in ("pipeline", "health") else "right",
+                         no_wrap=True)
+    for r in rows:
+        health = "[green]ok[/]" if r.healthy else "[bold red]alarm[/]"
+        table.add_row(escape(r.pipeline), health, num(r.objects), num(r.records_in),
+                      num(r.written), num(r.dead_lettered), num(r.queue_depth),
+                      num(r.dlq_depth), age(r.oldest_age_s))
+    return table
 
 
 def main() -> None:

@@ -19,9 +19,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from runtimes.core.metrics import COUNTERS, dimensions
 from runtimes.local.runner import RunReport
 
-__all__ = ["RichProgress", "summary_table"]
+__all__ = ["RichProgress", "metrics_document", "summary_table"]
 
 
 class _Amount(ProgressColumn):
@@ -84,3 +85,21 @@ def summary_table(report: RunReport) -> Table:
                       f"[yellow]{c.dead_lettered}[/]" if c.dead_lettered else "0",
                       str(c.retries), f"{c.seconds:.2f}")
     return table
+
+
+def metrics_document(report: RunReport, project: str, stack: str) -> dict[str, Any]:
+    """``headwater run --metrics-json``: per pipeline, the shared metric vocabulary
+    (:data:`runtimes.core.metrics.METRICS`) with the dimensions project, stack and
+    pipeline, so a local run reads like one invocation of the deployed function."""
+    env = {"HEADWATER_PULUMI_PROJECT": project, "HEADWATER_STACK": stack}
+    out = []
+    for p in report.pipelines:
+        c = p.counters
+        values: dict[str, float] = {"Objects": p.objects}
+        values.update({name: getattr(c, field) for name, field in COUNTERS.items()})
+        values["SinkSeconds"] = round(c.sink_seconds, 6)
+        values["Seconds"] = round(c.seconds, 6)
+        values.update({"FailedObjects": p.failed, "SkippedDone": p.skipped, "Bytes": p.bytes})
+        out.append({"dimensions": dimensions(p.name, env), "metrics": values,
+                    "errors": [{"key": e.key, "error": e.error} for e in p.errors]})
+    return {"ok": report.ok, "pipelines": out}

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "REGION_KEYS",
+    "Alerts",
     "Cloud",
     "Deadletter",
     "Limits",
@@ -190,6 +191,39 @@ class PipelineSpec(_Model):
         return list(self.lookup_keys())
 
 
+class Alerts(_Model):
+    """Where alarms go and when they fire (``headwater:alerts``); the same rules on every
+    cloud (README, "Observability")."""
+
+    email: str | None = Field(None, description="an address subscribed to the alarms")
+    webhook: str | None = Field(
+        None, description="an https URL the alarms are posted to (SNS https subscription, "
+        "Cloud Monitoring webhook channel, Action Group webhook receiver)")
+    target: str | None = Field(
+        None, description="an existing target of the stack's cloud: an SNS topic ARN (AWS), "
+        "a Pub/Sub topic 'projects/<p>/topics/<t>' (GCP), an Action Group resource id (Azure)")
+    deadletter_rate: float = Field(
+        0.01, gt=0, le=1, description="alarm when dead-lettered / records in, over 5 minutes, "
+        "is above this fraction")
+    oldest_message_minutes: int = Field(
+        15, ge=1, le=1440, description="alarm when the oldest waiting notification is older")
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("https://"):
+            raise ValueError("must be an https:// URL (alarms carry pipeline names and "
+                             "object keys: never over plain http)")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v):
+            raise ValueError(f"{v!r} is not an e-mail address")
+        return v
+
+
 class StackConfig(_Model):
     cloud: Cloud = "local"
     pipelines: list[PipelineSpec] = Field(min_length=1)
@@ -200,6 +234,9 @@ class StackConfig(_Model):
     layers: Literal["none", "shared"] = "none"
     region: str | None = None
     alarm_email: str | None = None
+    alerts: Alerts = Field(default_factory=Alerts)
+    tracing: bool = Field(True, description="Lambda active tracing (X-Ray), Cloud Trace log "
+                          "correlation, Application Insights dependency tracking")
     kms_key: str | None = None
 
     # a field validator, so the error points at headwater:pipelines (a model validator's
@@ -212,6 +249,16 @@ class StackConfig(_Model):
         if dupes:
             raise ValueError(f"pipeline names must be unique; repeated: {', '.join(dupes)}")
         return pipelines
+
+    @property
+    def alert_emails(self) -> list[str]:
+        """``alarm_email`` and ``alerts.email``, each once."""
+        return list(dict.fromkeys(e for e in (self.alarm_email, self.alerts.email) if e))
+
+    @property
+    def alerting(self) -> bool:
+        """Whether the alarms notify anyone."""
+        return bool(self.alert_emails or self.alerts.webhook or self.alerts.target)
 
     def pipeline(self, name: str) -> PipelineSpec:
         for p in self.pipelines:

@@ -19,6 +19,7 @@ from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
 from .code import ArtifactStore
 from .mocks import AwsMocks as Mocks
+from .observe import AlertTarget, Dashboard
 from .pipeline import Pipeline, PipelineArgs
 
 __all__ = ["CHILDREN", "ArtifactStore", "BucketTrigger", "Mocks", "Pipeline", "PipelineArgs",
@@ -58,15 +59,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
     """
     check_stack(stack)  # every spec refused or accepted before anything is created
     artifact_for = artifact_for or packaged(stack)
-    topic = None
-    if stack.alarm_email:
-        # Encrypted only with a customer key: CloudWatch cannot publish to a topic under the
-        # AWS-managed SNS key, whose policy cannot grant it.
-        topic = aws.sns.Topic("headwater-alarms", kms_master_key_id=stack.kms_key, opts=opts)
-        aws.sns.TopicSubscription("headwater-alarms-email", topic=topic.arn, protocol="email",
-                                  endpoint=stack.alarm_email,
-                                  opts=pulumi.ResourceOptions.merge(
-                                      opts, pulumi.ResourceOptions(parent=topic)))
+    alerts = AlertTarget("headwater-alarms", stack, opts=opts)
     # every function's code (and the shared layer) comes from this bucket: see code.py
     store = ArtifactStore("artifacts", stack.kms_key, opts=opts)
     pipelines: list[Pipeline] = []
@@ -80,12 +73,14 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pipeline = Pipeline(spec.name, PipelineArgs(
             spec=spec, artifact=artifact_path(artifact), python=stack.python,
             arch=stack.arch, kms_key=stack.kms_key,
-            alarm_topic_arn=topic.arn if topic is not None else None,
+            alarm_actions=alerts.actions, alerts=stack.alerts, tracing=stack.tracing,
             notify=spec.source.bucket is None, artifacts=store, layers=layers), opts=opts)
         pipelines.append(pipeline)
         if spec.source.bucket and spec.source.notify_by == "s3":
             shared[spec.source.bucket].append(pipeline)
     out: list[pulumi.ComponentResource] = list(pipelines)
+    dashboard = Dashboard("headwater-dashboard", pipelines, opts=opts)
+    out.append(dashboard)
     for bucket, users in shared.items():
         out.append(BucketTrigger(f"trigger-{bucket}", bucket, users, opts=opts))
     if export:
@@ -96,4 +91,5 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("function_names", {p.spec.name: p.function.name for p in pipelines})
         pulumi.export("artifacts_bucket", store.bucket.bucket)
         pulumi.export("athena_queries", {p.spec.name: p.athena_query for p in pipelines})
+        pulumi.export("dashboard", dashboard.dashboard.dashboard_name)
     return out

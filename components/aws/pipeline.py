@@ -16,10 +16,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from headwater.spec import PipelineSpec
+from headwater.spec import Alerts, PipelineSpec
 
 from ..common import merge_args
-from . import policy, storage
+from . import observe, policy, storage
 from .checks import check_pipeline, function_name, lookup_keys, queue_timeouts
 from .code import ArtifactStore, Code
 
@@ -29,7 +29,6 @@ HANDLER = "runtimes.aws.handler.handler"
 LOG_RETENTION_DAYS = 30
 DLQ_RETENTION_S = 14 * 24 * 3600  # the SQS maximum: time to notice and redrive
 QUEUE_RETENTION_S = 4 * 24 * 3600
-OLDEST_MESSAGE_ALARM_S = 900
 IDEMPOTENCY_KEY = "pk"  # "<bucket>/<key>#<etag>", written by the handler with a condition
 IDEMPOTENCY_TTL = "expires_at"
 EVENTS = ["s3:ObjectCreated:*"]  # an S3 event type, not an IAM action
@@ -66,6 +65,9 @@ class PipelineArgs:
     arch: str = "arm64"
     kms_key: str | None = None
     alarm_topic_arn: pulumi.Input[str] | None = None
+    alarm_actions: list[pulumi.Input[str]] = field(default_factory=list)
+    alerts: Alerts = field(default_factory=Alerts)
+    tracing: bool = True  # Lambda active tracing (X-Ray)
     glue_database: str | None = None
     notify: bool = True
     artifacts: ArtifactStore | None = None
@@ -78,7 +80,7 @@ class Pipeline(pulumi.ComponentResource):
 
     The constructor reads as its parts, each a method: :meth:`_raw_bucket`,
     :meth:`_queue`, :meth:`_tables`, :meth:`_sink`, :meth:`_role`, :meth:`_function`,
-    :meth:`_alarms`. Bucket and Firehose/Glue helpers are in ``components/aws/storage.py``,
+    :func:`.observe.alarms`. Bucket and Firehose/Glue helpers are in ``components/aws/storage.py``,
     IAM documents in ``components/aws/policy.py``, AWS's plan-time rules in
     ``components/aws/checks.py``; the README's AWS section lists what gets created.
     """
@@ -103,7 +105,9 @@ class Pipeline(pulumi.ComponentResource):
         self._sink()
         self._role()
         self._function()
-        self.alarms = self._alarms(args.alarm_topic_arn)
+        actions = [*([args.alarm_topic_arn] if args.alarm_topic_arn is not None else []),
+                   *args.alarm_actions]
+        self.alarms = observe.alarms(self, actions, args.alerts)
         self.athena_query = pulumi.Output.all(self.glue_database.name, self.glue_table.name).apply(
             lambda p: f'SELECT * FROM "{p[0]}"."{p[1]}"'
             + (" WHERE dt = cast(current_date AS varchar)" if spec.sink.partition != "none" else "")
@@ -294,6 +298,11 @@ class Pipeline(pulumi.ComponentResource):
                               pulumi.Output.concat(self.log_group.arn, ":log-stream:*")],
                              sid="OwnLogGroup"),
         ]
+        if self._args.tracing:
+            # X-Ray has no resource-level permissions for writing segments (AWS's Service
+            # Authorization Reference): the policy rule allows "*" for these two only
+            statements.append(policy.statement(list(observe.XRAY_ACTIONS), ["*"],
+                                               sid="WriteTraces"))
         if self.lookup_tables:
             statements.append(policy.statement(
                 ["dynamodb:BatchGetItem"], [t.arn for t in self.lookup_tables.values()],
@@ -324,6 +333,10 @@ class Pipeline(pulumi.ComponentResource):
             "HEADWATER_LOOKUP_KEYS": json.dumps(lookup_keys(spec), sort_keys=True),
             "HEADWATER_SECRETS": json.dumps(dict(spec.secrets), sort_keys=True),
             "HEADWATER_MIN_REMAINING_MS": "10000",
+            # the metrics' dimensions (runtimes/core/metrics.py)
+            "HEADWATER_PULUMI_PROJECT": pulumi.get_project(),
+            "HEADWATER_STACK": pulumi.get_stack(),
+            "HEADWATER_TRACING": "1" if self._args.tracing else "0",
             **({"HEADWATER_DEADLETTER_KMS_KEY": kms} if kms else {}),
         }
 
@@ -349,6 +362,7 @@ class Pipeline(pulumi.ComponentResource):
             **self.code.function_args(), **({"layers": layers} if layers else {}),
             "environment": {"variables": self.environment()},
             "logging_config": {"log_format": "JSON", "log_group": self.log_group.name},
+            "tracing_config": {"mode": "Active" if args.tracing else "PassThrough"},
         }, depends_on=[self.role_policy, self.log_group])
         self.event_source_mapping = self._make(
             "event_source_mapping", aws.lambda_.EventSourceMapping, f"{name}-trigger", {
@@ -364,29 +378,3 @@ class Pipeline(pulumi.ComponentResource):
         """Create a child with ``parent=self`` and ``overrides.aws.<key>`` merged in."""
         merged = merge_args(args, self._overrides.get(key) if key else None)
         return cls(name, opts=pulumi.ResourceOptions(parent=self, **opts), **merged)
-
-    def _alarms(self, topic: pulumi.Input[str] | None) -> dict[str, aws.cloudwatch.MetricAlarm]:
-        actions = [topic] if topic is not None else []
-        fn = {"FunctionName": self.function.name}
-        specs = {
-            "errors": ("AWS/Lambda", "Errors", "Sum", fn, 0,
-                       "the function failed; the messages will be retried, then dead-lettered"),
-            "throttles": ("AWS/Lambda", "Throttles", "Sum", fn, 0,
-                          "the function was throttled (account concurrency?)"),
-            "dlq-visible": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
-                            {"QueueName": self.dlq.name}, 0,
-                            "notifications gave up after maxReceiveCount attempts: inspect and "
-                            "redrive the DLQ"),
-            "oldest-message": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
-                               {"QueueName": self.queue.name}, OLDEST_MESSAGE_ALARM_S,
-                               "the queue is falling behind"),
-        }
-        out = {}
-        for key, (ns, metric, stat, dims, threshold, why) in specs.items():
-            out[key] = self._make("alarm", aws.cloudwatch.MetricAlarm, f"{self._name}-{key}", {
-                "namespace": ns, "metric_name": metric, "statistic": stat, "dimensions": dims,
-                "period": 300, "evaluation_periods": 1, "threshold": threshold,
-                "comparison_operator": "GreaterThanThreshold", "treat_missing_data": "notBreaching",
-                "alarm_description": f"headwater {self.spec.name}: {why}",
-                "alarm_actions": actions, "ok_actions": actions})
-        return out

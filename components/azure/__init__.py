@@ -15,6 +15,7 @@ from ..artifacts import ArtifactFor, artifact_path, packaged
 from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
 from .mocks import AzureMocks as Mocks
+from .observe import Observability
 from .pipeline import DEFAULT_LOCATION, Pipeline, PipelineArgs
 
 __all__ = ["CHILDREN", "Mocks", "Pipeline", "PipelineArgs", "PlanError", "check_pipeline",
@@ -34,8 +35,10 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
     pipelines = [
         Pipeline(spec.name, PipelineArgs(
             spec=spec, artifact=artifact_path(artifact_for(spec)), python=stack.python,
-            location=stack.region or DEFAULT_LOCATION), opts=opts)
+            location=stack.region or DEFAULT_LOCATION, tracing=stack.tracing), opts=opts)
         for spec in stack.pipelines]
+    observability = Observability("headwater-observe", stack, pipelines,
+                                  stack.region or DEFAULT_LOCATION, opts=opts)
     if export:
         by = {p.spec.name: p for p in pipelines}
         pulumi.export("storage_accounts", {n: p.account.name for n, p in by.items()})
@@ -46,4 +49,5 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("databases", {n: p.warehouse.database.name.apply(
             lambda d: d.split("/")[-1]) for n, p in by.items()})
         pulumi.export("kql_queries", {n: p.kql_query for n, p in by.items()})
-    return list(pipelines)
+        pulumi.export("workbook", observability.workbook.id)
+    return [*pipelines, observability]

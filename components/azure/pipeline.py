@@ -77,6 +77,7 @@ class PipelineArgs:
     location: str = DEFAULT_LOCATION
     resource_group: str | None = None
     schema: str = "CloudEventSchemaV1_0"
+    tracing: bool = True  # Application Insights dependency tracking of the host
 
 
 def secret_setting(logical: str) -> str:
@@ -287,6 +288,14 @@ class Pipeline(pulumi.ComponentResource):
             # the trigger's identity-based connection "EVENTHUB"
             {"name": "EVENTHUB__fullyQualifiedNamespace", "value": fqdn},
             {"name": "HEADWATER_PIPELINE", "value": spec.name},
+            # the metrics' dimensions (runtimes/core/metrics.py)
+            {"name": "HEADWATER_PULUMI_PROJECT", "value": pulumi.get_project()},
+            {"name": "HEADWATER_STACK", "value": stack},
+            {"name": "HEADWATER_TRACING", "value": "1" if args.tracing else "0"},
+            # the host's dependency tracking (host.json logging.applicationInsights), the
+            # spans of blob, Event Hubs and Table calls under each invocation's operation
+            {"name": "AzureFunctionsJobHost__logging__applicationInsights__"
+                     "enableDependencyTracking", "value": "true" if args.tracing else "false"},
             {"name": "HEADWATER_NOTIFICATIONS_HUB", "value": self.notifications_hub.name},
             {"name": "HEADWATER_CONSUMER_GROUP", "value": FUNCTION_GROUP},
             {"name": "HEADWATER_EVENTHUB_NAMESPACE", "value": fqdn},

@@ -18,6 +18,7 @@ from ..artifacts import ArtifactFor, artifact_path, packaged
 from ..common import PlanError
 from .checks import CHILDREN, check_pipeline, check_stack
 from .mocks import GcpMocks as Mocks
+from .observe import Observability
 from .pipeline import Pipeline, PipelineArgs
 
 __all__ = ["CHILDREN", "Mocks", "Pipeline", "PipelineArgs", "PlanError", "check_pipeline",
@@ -37,7 +38,8 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
     artifact_for = artifact_for or packaged(stack)
     pipelines = [Pipeline(spec.name, PipelineArgs(
         spec=spec, artifact=artifact_path(artifact_for(spec)), region=stack.region,
-        python=stack.python), opts=opts) for spec in stack.pipelines]
+        python=stack.python, tracing=stack.tracing), opts=opts) for spec in stack.pipelines]
+    observability = Observability("headwater-observe", stack, pipelines, opts=opts)
     if export:
         pulumi.export("raw_buckets", {p.spec.name: p.bucket.name for p in pipelines})
         pulumi.export("topics", {p.spec.name: p.topic.id for p in pipelines})
@@ -48,4 +50,5 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("deadletter_buckets", {p.spec.name: p.deadletter_bucket.name
                                              for p in pipelines})
         pulumi.export("bigquery_queries", {p.spec.name: p.bigquery_query for p in pipelines})
-    return list(pipelines)
+        pulumi.export("dashboard", observability.dashboard.id)
+    return [*pipelines, observability]

@@ -59,6 +59,7 @@ class PipelineArgs:
     region: str
     python: str = "3.12"
     dataset: str | None = None
+    tracing: bool = True  # the request's Cloud Trace context on every log line
 
 
 def _source(artifact: Any, pipeline: str) -> tuple[pulumi.Asset | pulumi.Archive, str]:
@@ -275,6 +276,10 @@ class Pipeline(pulumi.ComponentResource):
             "HEADWATER_STATE_DATABASE": self.state_database.name,
             "HEADWATER_IDEMPOTENCY_COLLECTION": self.idempotency_collection,
             "HEADWATER_TIMEOUT_S": str(spec.limits.timeout_s),  # the claim's lease
+            # the metrics' dimensions (runtimes/core/metrics.py)
+            "HEADWATER_PULUMI_PROJECT": pulumi.get_project(),
+            "HEADWATER_STACK": stack,
+            "HEADWATER_TRACING": "1" if args.tracing else "0",
         }
         if self.firestore is not None:
             env["HEADWATER_FIRESTORE_DATABASE"] = self.firestore.name

@@ -140,6 +140,17 @@ def _deprecation(input_cls: type, py_name: str) -> str:
 
 # -- checking values -------------------------------------------------------------------
 
+# Where a provider SDK types a property with the wrong enum (two API types of one name
+# merged into one Python enum), the values the service itself documents, by resource
+# type and property name. azure-native's ``ConditionOperator`` is the metric-filter enum
+# ('eq', 'gt' ...), but a ScheduledQueryRule's ``criteria.allOf[].operator`` takes the
+# ARM values below (Azure REST API, scheduledQueryRules: ConditionOperator).
+SDK_ENUM_FIXES: dict[tuple[str, str], frozenset[str]] = {
+    ("azure-native:monitor:ScheduledQueryRule", "operator"): frozenset({
+        "Equals", "GreaterThan", "GreaterThanOrEqual", "LessThan", "LessThanOrEqual",
+        "GreaterOrLessThan"}),
+}
+
 
 class _Checker:
     def __init__(self, typ: str, name: str) -> None:
@@ -156,6 +167,9 @@ class _Checker:
         enums = [m for m in members if isinstance(m, type) and issubclass(m, enum.Enum)]
         if enums and isinstance(value, str):  # str | Enum: the SDK's known values
             known = [e.value for m in enums for e in m]
+            fixed = SDK_ENUM_FIXES.get((self.typ, path.rsplit(".", 1)[-1]))
+            if fixed is not None:
+                known = sorted(fixed)
             if value not in known:
                 self.report("sdk-enum", f"{path} is {value!r}, not a value of the SDK's "
                             f"{enums[0].__name__}", f"use one of {', '.join(map(repr, known))}")

@@ -12,7 +12,11 @@ The wildcard rule:
   Lambda's log stream names are chosen at run time, so IAM has no other way to name them;
   the parent is always exact;
 - a ``Deny`` statement may use wildcards only when it is the TLS-only guard (condition
-  ``aws:SecureTransport = false``): a wildcard there narrows access, it never grants it.
+  ``aws:SecureTransport = false``): a wildcard there narrows access, it never grants it;
+- ``Resource: "*"`` is allowed in a statement whose actions are all in
+  :data:`RESOURCE_STAR_ONLY`: actions for which AWS's Service Authorization Reference lists
+  no resource type, so ``"*"`` is the only resource IAM accepts (X-Ray's segment writes,
+  which Lambda active tracing needs).
 
 Resources are matched the way AWS links them: a bucket's guards by bucket name, a queue's
 dead-letter by ARN, an event source mapping by queue ARN and function ARN or name.
@@ -39,6 +43,10 @@ ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
 PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
 BLOCK_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
                "restrictPublicBuckets")
+
+# actions with no resource-level permissions (Service Authorization Reference, "Actions
+# defined by AWS X-Ray": no resource type for these two)
+RESOURCE_STAR_ONLY = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
 
 _S3_PREFIX = re.compile(r"^arn:[a-z-]+:s3:::[a-z0-9][a-z0-9.-]*/[^*?]+\*$")
 _LOG_STREAMS = re.compile(
@@ -77,7 +85,10 @@ def wildcard_problems(doc: Any) -> list[str]:
                 problems.append(f"{where}: wildcard in a Deny that is not the TLS guard")
             continue
         problems += [f"{where}: Action {a!r} has '*'" for a in actions if "*" in a]
+        star_only = bool(actions) and set(actions) <= RESOURCE_STAR_ONLY
         for r in resources:
+            if star_only and r == "*":
+                continue
             if "*" in r and not (_S3_PREFIX.match(r) or _LOG_STREAMS.match(r)):
                 problems.append(f"{where}: Resource {r!r} has '*'")
     return problems

@@ -50,7 +50,7 @@ class SqsMessage:
     def receive_count(self) -> int:
         try:
             return int(self.attributes.get("ApproximateReceiveCount", 1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return 1
 
 
@@ -65,6 +65,9 @@ class ObjectRef:
     sequencer: str = ""
     version_id: str | None = None
     event_name: str = "ObjectCreated:Put"
+    # when S3 created the object (the event's time, RFC 3339): for ObjectAgeSeconds, not
+    # part of the object's identity
+    event_time: str = field(default="", compare=False)
 
     @property
     def created(self) -> bool:
@@ -158,6 +161,7 @@ def _object(i: int, rec: Any) -> ObjectRef:
         sequencer=str(obj.get("sequencer", "")),
         version_id=obj.get("versionId") or None,
         event_name=str(rec.get("eventName", "ObjectCreated:Put")),
+        event_time=str(rec.get("eventTime") or ""),
     )
 
 
@@ -182,6 +186,7 @@ def _eventbridge(doc: Mapping[str, Any]) -> ObjectRef:
         # "Object Created" -> ObjectCreated:<reason>; anything else is not a creation
         event_name=(f"ObjectCreated:{detail.get('reason', 'PutObject')}"  # type: ignore[union-attr]
                     if kind == "Object Created" else kind.replace(" ", "")),
+        event_time=str(doc.get("time") or ""),
     )
 
 

@@ -38,8 +38,8 @@ from ..core.env import env_json, function_manifest
 from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log as _log
 from ..core.manifest import ManifestError
-from ..core.metrics import invocation_values
-from . import clients, events, metrics
+from ..core.metrics import ObjectAge, invocation_values
+from . import clients, events, metrics, tracing
 from .deadletter import S3DeadLetter
 from .idempotency import Idempotency
 from .ports import DynamoLookup, SecretStore
@@ -59,6 +59,7 @@ class _Runtime:
     idempotency: Idempotency | None
     min_remaining_ms: int
     stats: dict[str, float] = field(default_factory=dict)
+    ages: ObjectAge = field(default_factory=ObjectAge)
 
 
 _state: list[_Runtime] = []
@@ -122,6 +123,7 @@ def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
     rt = _runtime()
     rt.engine.ctx.metrics = SimpleMetrics()  # per-invocation transform metrics
     rt.stats = {"Objects": 0, "Duplicates": 0, "Superseded": 0, "FailedMessages": 0}
+    rt.ages = ObjectAge()
     totals = Counters()
     failed: list[str] = []
     try:
@@ -139,7 +141,7 @@ def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
     finally:
         rt.stats["FailedMessages"] = len(failed)
         metrics.emit(rt.pipeline, invocation_values(totals, rt.stats, started,
-                                                     rt.engine.ctx.metrics))
+                                                     rt.engine.ctx.metrics, ages=rt.ages))
     return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
 
 
@@ -180,6 +182,7 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
         _log("WARN", "object outside the pipeline's source prefix/suffix: ignored",
              pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key, prefix=rt.settings.prefix)
         return None
+    rt.ages.saw(ref.event_time)
     lease = NO_CONTEXT_LEASE_S if remaining_ms is None else remaining_ms / 1000 + 30
 
     def work(resume: Checkpoint | None, checkpoint: Any) -> Counters:
@@ -197,10 +200,18 @@ def _object(rt: _Runtime, ref: events.ObjectRef, remaining_ms: float | None) -> 
         finally:
             body.close()
 
-    counters = process_once(
-        rt.idempotency, Idempotency.key(ref.bucket, ref.key, ref.etag), lease, work,
-        what=f"s3://{ref.bucket}/{ref.key}", stats=rt.stats, pipeline=rt.pipeline,
-        bucket=ref.bucket, key=ref.key, etag=ref.etag)
+    begun, failure = time.time(), None
+    try:
+        counters = process_once(
+            rt.idempotency, Idempotency.key(ref.bucket, ref.key, ref.etag), lease, work,
+            what=f"s3://{ref.bucket}/{ref.key}", stats=rt.stats, pipeline=rt.pipeline,
+            bucket=ref.bucket, key=ref.key, etag=ref.etag)
+    except Exception as exc:
+        failure = exc
+        raise
+    finally:  # the object's X-Ray subsegment, searchable by annotation.object_key
+        tracing.send_subsegment(pipeline=rt.pipeline, bucket=ref.bucket, key=ref.key,
+                                start=begun, end=time.time(), error=failure)
     if counters is not None:
         rt.stats["Objects"] += 1
     return counters

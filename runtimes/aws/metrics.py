@@ -1,7 +1,8 @@
 """Metrics as CloudWatch Embedded Metric Format: one JSON line per invocation on stdout.
 
-CloudWatch Logs turns the line into metrics (namespace ``headwater``, dimension
-``pipeline``) with no API call and no extra permission.
+CloudWatch Logs turns the line into metrics (namespace ``headwater``, dimensions
+``project``, ``stack``, ``pipeline``: the shared vocabulary of
+:mod:`runtimes.core.metrics`) with no API call and no extra permission.
 """
 
 from __future__ import annotations
@@ -13,26 +14,35 @@ from typing import IO
 
 import orjson
 
+from ..core.metrics import DIMENSIONS, METRICS, dimensions
+
 __all__ = ["NAMESPACE", "emf", "emit"]
 
 NAMESPACE = "headwater"
-_UNITS = {"Seconds": "Seconds"}
 MAX_METRICS = 100  # EMF allows at most 100 metrics per directive
 
 
-def emf(pipeline: str, values: Mapping[str, float], now: float | None = None) -> dict:
-    """The EMF document for ``values`` (metric name -> value)."""
+def _unit(name: str) -> str:
+    return METRICS.get(name, ("Count", ""))[0]
+
+
+def emf(pipeline: str, values: Mapping[str, float], now: float | None = None,
+        dims: Mapping[str, str] | None = None) -> dict:
+    """The EMF document for ``values`` (metric name -> value), with the dimensions
+    ``project``, ``stack`` and ``pipeline`` (``dims``, else from the environment)."""
+    dims = dict(dims) if dims is not None else dimensions(pipeline)
+    dims["pipeline"] = pipeline
     names = list(values)[:MAX_METRICS]
     doc: dict = {
         "_aws": {
             "Timestamp": int((time.time() if now is None else now) * 1000),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["pipeline"]],
-                "Metrics": [{"Name": n, "Unit": _UNITS.get(n, "Count")} for n in names],
+                "Dimensions": [list(DIMENSIONS)],
+                "Metrics": [{"Name": n, "Unit": _unit(n)} for n in names],
             }],
         },
-        "pipeline": pipeline,
+        **{d: dims[d] for d in DIMENSIONS},
     }
     for n in names:
         doc[n] = values[n]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +43,8 @@ class BlobRef:
     size: int = -1
     sequencer: str = ""
     api: str = ""
+    # the event's time (RFC 3339): for ObjectAgeSeconds, not part of the blob's identity
+    created: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +117,5 @@ def _blob(where: str, ev: Mapping[str, Any]) -> BlobRef:
         account_url=account_url, container=container, name=name,
         etag=etag if not etag or etag.startswith('"') else f'"{etag}"',
         size=size if isinstance(size, int) else -1,
-        sequencer=str(data.get("sequencer") or ""), api=str(data.get("api") or ""))
+        sequencer=str(data.get("sequencer") or ""), api=str(data.get("api") or ""),
+        created=str(ev.get("eventTime") or ev.get("time") or ""))

@@ -48,7 +48,7 @@ from ..core.engine import Checkpoint, Counters, Engine
 from ..core.env import env_json, function_manifest
 from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
-from ..core.metrics import invocation_values
+from ..core.metrics import ObjectAge, invocation_values
 from . import clients, events, metrics
 from .deadletter import BlobDeadLetter
 from .idempotency import TableIdempotency
@@ -72,6 +72,7 @@ class _Runtime:
     claims: TableIdempotency | None
     lease_s: float
     stats: dict[str, float] = field(default_factory=dict)
+    ages: ObjectAge = field(default_factory=ObjectAge)
 
 
 @dataclass
@@ -140,6 +141,7 @@ def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 
     rt.engine.ctx.metrics = SimpleMetrics()
     rt.stats = {"Events": 0, "Objects": 0, "Duplicates": 0, "Superseded": 0, "Ignored": 0,
                 "Parked": 0}
+    rt.ages = ObjectAge()
     final = retry_count >= max_retry_count
     totals = Counters()
     parked: list[str] = []
@@ -185,7 +187,7 @@ def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 
     finally:
         rt.stats["Parked"] = len(parked)
         metrics.emit(rt.pipeline, invocation_values(totals, rt.stats, started,
-                                                     rt.engine.ctx.metrics))
+                                                     rt.engine.ctx.metrics, ages=rt.ages))
     return Outcome(totals, dict(rt.stats), parked)
 
 
@@ -223,6 +225,7 @@ def _object(rt: _Runtime, ref: events.BlobRef) -> Counters | None:
             "ignored", pipeline=rt.pipeline, account=ref.account_url, container=ref.container,
             blob=ref.name, prefix=rt.settings.prefix)
         return None
+    rt.ages.saw(ref.created)
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 

@@ -1,15 +1,20 @@
-"""Per-invocation counters as one structured log line, which Application Insights stores
-as a trace with the counters in ``customDimensions`` (query them with KQL; no SDK, no
-extra permission)."""
+"""Per-invocation metrics as one structured log line (message ``headwater metrics``): the
+shared vocabulary of :mod:`runtimes.core.metrics` under ``metrics``, and ``project``,
+``stack``, ``pipeline`` beside it. The Functions host sends the line to Application
+Insights as a trace; the stack's workbook and alert rules read it with KQL
+(``parse_json(message)``), with no SDK and no extra permission."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from ..core.log import log
+from ..core.metrics import dimensions
 
-__all__ = ["emit"]
+__all__ = ["MESSAGE", "emit"]
+
+MESSAGE = "headwater metrics"
 
 
 def emit(pipeline: str, values: Mapping[str, float]) -> None:
-    log("INFO", "headwater metrics", pipeline=pipeline, metrics=dict(values))
+    log("INFO", MESSAGE, **dimensions(pipeline), metrics=dict(values))

@@ -129,6 +129,7 @@ class Counters:
     skipped_objects: int = 0  # folder placeholders
     undecodable_objects: int = 0  # dead-lettered as a whole
     resumed_outputs: int = 0  # skipped on resume: the sink had them from an earlier attempt
+    sink_seconds: float = 0.0  # time spent in sink writes (the sink's latency)
 
     def add(self, other: Counters) -> None:
         for name in self.__dataclass_fields__:
@@ -461,6 +462,7 @@ class Engine:
         attempt = 0
         while todo:
             subset = [batch[i] for i in todo]
+            sent = self.clock()
             try:
                 failures = self.sink.write(subset)
             except Retryable as exc:
@@ -471,6 +473,7 @@ class Engine:
                 whole = exc
             else:
                 whole = None
+            c.sink_seconds += self.clock() - sent
             failed = {}
             for f in failures:
                 failed[todo[f.index]] = f

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ class ObjectRef:
     name: str
     generation: str | None = None
     size: int | None = None
+    # when this generation was created (RFC 3339): for ObjectAgeSeconds, not identity
+    created: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +96,15 @@ def parse_push(doc: Any) -> Notification:
     size = payload.get("size") if isinstance(payload, Mapping) else None
     try:
         attempt = int(doc.get("deliveryAttempt") or 1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         attempt = 1
     return Notification(
         message_id=message_id,
         event_type=attrs["eventType"],
         object=ObjectRef(attrs["bucketId"], attrs["objectId"],
                          attrs.get("objectGeneration") or None,
-                         int(size) if isinstance(size, str | int) and str(size).isdecimal() else None),
+                         int(size) if isinstance(size, str | int) and str(size).isdecimal() else None,
+                         created=_created(payload, attrs)),
         delivery_attempt=attempt,
         attributes=dict(attrs),
     )
@@ -116,8 +120,16 @@ def _cloud_event(ce_type: str, ce_id: str, data: Any) -> Notification:
                              f"'name' (strings); got {_describe(data)}")
         gen = data.get("generation")
         return Notification(message_id=ce_id, event_type=FINALIZE, object=ObjectRef(
-            data["bucket"], data["name"], str(gen) if gen else None))
+            data["bucket"], data["name"], str(gen) if gen else None,
+            created=_created(data, {})))
     raise ValueError(f"CloudEvent type {ce_type!r} is not handled; expected {_SHAPE}")
+
+
+def _created(payload: Any, attrs: Mapping[str, Any]) -> str:
+    """The generation's creation time: the object resource's ``timeCreated`` (else
+    ``updated``), else the notification's ``eventTime`` attribute."""
+    obj = payload if isinstance(payload, Mapping) else {}
+    return str(obj.get("timeCreated") or obj.get("updated") or attrs.get("eventTime") or "")
 
 
 def _payload(data: Any) -> Any:
@@ -141,3 +153,29 @@ def _describe(value: Any) -> str:
         keys = ", ".join(sorted(map(str, value))[:8]) or "no keys"
         return f"an object with keys {keys}"
     return type(value).__name__
+
+
+_CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def trace_fields(headers: Mapping[str, str], project: str | None) -> dict[str, str]:
+    """The log fields that tie a line to the request's Cloud Trace trace
+    (``logging.googleapis.com/trace`` and ``.../spanId``), from the ``traceparent`` or
+    ``X-Cloud-Trace-Context`` header Cloud Run passes; {} without one or a project."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    trace = span = None
+    m = _TRACEPARENT.match(lower.get("traceparent", "").strip())
+    if m:
+        trace, span = m.group(1), m.group(2)
+    else:
+        m = _CLOUD_TRACE.match(lower.get("x-cloud-trace-context", "").strip())
+        if m:
+            trace = m.group(1)
+            span = format(int(m.group(2)), "016x") if m.group(2) else None
+    if not trace or not project:
+        return {}
+    out = {"logging.googleapis.com/trace": f"projects/{project}/traces/{trace}"}
+    if span:
+        out["logging.googleapis.com/spanId"] = span
+    return out

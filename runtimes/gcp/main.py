@@ -46,6 +46,7 @@ from ..core.engine import Checkpoint, Counters, Engine
 from ..core.env import env_json, function_manifest, required_env
 from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
+from ..core.metrics import ObjectAge, invocation_values
 from . import clients, events, metrics
 from .deadletter import GcsDeadLetter
 from .idempotency import FirestoreIdempotency
@@ -123,30 +124,36 @@ def handle(request: Any) -> tuple[str, int]:
         log("ERROR", "request is not a GCS notification; Pub/Sub will retry, then "
             "dead-letter it", error_type="ValueError", error=str(exc))
         return f"not a GCS notification: {exc}\n", 400
+    trace = (events.trace_fields(dict(request.headers), clients.project())
+             if os.environ.get("HEADWATER_TRACING", "1") != "0" else {})
     try:
-        handle_notification(note)
+        handle_notification(note, trace)
     except ObjectBusy as exc:
         log("WARNING", "object held by another request; Pub/Sub will redeliver the "
             "notification", pipeline=_state[0].pipeline if _state else "",
             messageId=note.message_id, bucket=note.object.bucket, object=note.object.name,
-            generation=note.object.generation, deliveryAttempt=note.delivery_attempt)
+            generation=note.object.generation, deliveryAttempt=note.delivery_attempt, **trace)
         return f"{exc}\n", 409
     except Exception as exc:
         log("ERROR", "object not processed; Pub/Sub will redeliver the notification",
             pipeline=_state[0].pipeline if _state else "", messageId=note.message_id,
             bucket=note.object.bucket, object=note.object.name,
-            generation=note.object.generation, deliveryAttempt=note.delivery_attempt, exc=exc)
+            generation=note.object.generation, deliveryAttempt=note.delivery_attempt, exc=exc,
+            **trace)
         return f"{type(exc).__name__}: {exc}\n", 500
     return "", 204
 
 
-def handle_notification(note: events.Notification) -> Counters | None:
-    """Handle one notification; raises when the object could not be handled."""
+def handle_notification(note: events.Notification,
+                        trace: dict[str, str] | None = None) -> Counters | None:
+    """Handle one notification; raises when the object could not be handled. ``trace``:
+    Cloud Trace log fields (:func:`.events.trace_fields`) put on every line about it, so
+    the request's trace lists its object's logs, key included."""
     started = time.perf_counter()
     rt = _runtime()
     ref = note.object
     where = {"pipeline": rt.pipeline, "messageId": note.message_id, "bucket": ref.bucket,
-             "object": ref.name, "generation": ref.generation}
+             "object": ref.name, "generation": ref.generation, **(trace or {})}
     if not note.finalized:
         log("INFO", "not an OBJECT_FINALIZE notification: ignored", event=note.event_type,
             **where)
@@ -177,10 +184,10 @@ def handle_notification(note: events.Notification) -> Counters | None:
             "notification",
             **where)
         return None
-    values: dict[str, Any] = {**counters.as_dict(),
-                              "seconds": round(time.perf_counter() - started, 6)}
-    extra = getattr(rt.engine.ctx.metrics, "values", {})
-    values.update({k: v for k, v in extra.items() if k not in values})
+    ages = ObjectAge()
+    ages.saw(ref.created)
+    values = invocation_values(counters, {"Objects": 1}, started, rt.engine.ctx.metrics,
+                               ages=ages)
     metrics.emit(rt.pipeline, values, **{k: v for k, v in where.items() if k != "pipeline"})
     return counters
 

@@ -35,7 +35,7 @@ PER_PIPELINE = {
     "aws:glue/catalogTable:CatalogTable": 1,
     "aws:iam/role:Role": 2,  # function + Firehose
     "aws:iam/rolePolicy:RolePolicy": 2,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 4,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 5,
 }
 
 
@@ -57,8 +57,9 @@ def test_graph_has_each_pipelines_children_under_its_component(graph):
         kinds = Counter(r.typ for r in graph.children(name))
         expected = dict(PER_PIPELINE, **{"aws:dynamodb/table:Table": tables[name]})
         assert kinds == expected, name
-    # Nothing AWS floats at the stack root: every cloud resource belongs to a pipeline, or
-    # to the stack's one artifacts store (its bucket and the bucket's guards).
+    # Nothing AWS floats at the stack root: every cloud resource belongs to a pipeline, to
+    # the stack's one artifacts store (its bucket and the bucket's guards) or to the
+    # stack's dashboard.
     store = Counter(r.typ for r in graph.children("artifacts", STORE))
     assert store == {"aws:s3/bucket:Bucket": 1, "aws:s3/bucketVersioning:BucketVersioning": 1,
                      "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 1,
@@ -66,7 +67,7 @@ def test_graph_has_each_pipelines_children_under_its_component(graph):
                      "BucketServerSideEncryptionConfiguration": 1,
                      "aws:s3/bucketPolicy:BucketPolicy": 1,
                      "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 1}
-    assert all(r.parent.split("::")[-2].endswith((PIPELINE, STORE))
+    assert all(r.parent.split("::")[-2].endswith((PIPELINE, STORE, "headwater:aws:Dashboard"))
                for r in graph.resources if r.typ.startswith("aws:"))
 
 
@@ -229,10 +230,10 @@ def test_firehose_converts_to_parquet_partitioned_by_day_through_the_glue_table(
 
 
 def test_alarms_cover_errors_throttles_dlq_and_queue_age(graph):
-    metrics = sorted(r.inputs["metricName"] for r in graph.children("orders")
+    metrics = sorted(r.inputs.get("metricName", "(math)") for r in graph.children("orders")
                      if r.typ == "aws:cloudwatch/metricAlarm:MetricAlarm")
-    assert metrics == ["ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible",
-                       "Errors", "Throttles"]
+    assert metrics == ["(math)", "ApproximateAgeOfOldestMessage",
+                       "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"]
     dlq_alarm = graph.one("aws:cloudwatch/metricAlarm:MetricAlarm", "orders-dlq-visible").inputs
     assert dlq_alarm["dimensions"] == {"QueueName": "orders-dlq-abc1234"}
     assert dlq_alarm["threshold"] == 0 and dlq_alarm["comparisonOperator"] == "GreaterThanThreshold"

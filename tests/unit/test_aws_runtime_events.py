@@ -40,6 +40,7 @@ def test_s3_body_with_several_records_decodes_plus_and_percent_escapes(load):
                   "9b2cf535f27731c974343645a3985328", "0066322FA1B2C3D4F0"),
     )
     assert all(o.created for o in note.objects)
+    assert {o.event_time for o in note.objects} == {"2024-05-01T12:00:03.112Z"}
 
 
 def test_s3_test_event_is_recognised(load):
@@ -113,6 +114,7 @@ def test_eventbridge_s3_object_created_through_sqs(load):
     assert ref.etag == "b1946ac92492d2347c6235b4d2611184"
     assert ref.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
     assert ref.created and ref.event_name == "ObjectCreated:PutObject"
+    assert ref.event_time == "2021-11-12T00:00:00Z"
 
 
 def test_eventbridge_key_is_taken_as_it_is_not_url_decoded(load):
@@ -130,3 +132,9 @@ def test_eventbridge_object_deleted_is_not_a_creation_and_bad_detail_names_the_s
     body["detail"] = {"bucket": {}}
     with pytest.raises(ValueError, match="detail.bucket.name"):
         parse_body(json.dumps(body))
+
+
+def test_receive_count_that_json_reads_as_infinity_counts_as_one():
+    from runtimes.aws.events import SqsMessage
+
+    assert SqsMessage("m", "r", "{}", {"ApproximateReceiveCount": float("inf")}).receive_count == 1

@@ -145,14 +145,29 @@ def test_ttl_cache_bounds_size_and_age():
     assert cache.get("c", "miss") == "miss"
 
 
-def test_emf_document_has_namespace_dimension_units_and_values():
-    doc = emf("orders", {"Received": 3, "Seconds": 0.5}, now=1714564800)
+def test_emf_document_has_namespace_dimensions_units_and_values():
+    dims = {"project": "web", "stack": "prod", "pipeline": "ignored"}
+    doc = emf("orders", {"Received": 3, "SinkSeconds": 0.25, "Seconds": 0.5}, now=1714564800,
+              dims=dims)
     assert doc["_aws"] == {"Timestamp": 1714564800000, "CloudWatchMetrics": [{
-        "Namespace": "headwater", "Dimensions": [["pipeline"]],
-        "Metrics": [{"Name": "Received", "Unit": "Count"}, {"Name": "Seconds", "Unit": "Seconds"}]}]}
-    assert (doc["pipeline"], doc["Received"], doc["Seconds"]) == ("orders", 3, 0.5)
+        "Namespace": "headwater", "Dimensions": [["project", "stack", "pipeline"]],
+        "Metrics": [{"Name": "Received", "Unit": "Count"},
+                    {"Name": "SinkSeconds", "Unit": "Seconds"},
+                    {"Name": "Seconds", "Unit": "Seconds"}]}]}
+    assert (doc["project"], doc["stack"], doc["pipeline"]) == ("web", "prod", "orders")
+    assert (doc["Received"], doc["Seconds"]) == (3, 0.5)
+
+
+def test_emf_line_takes_project_and_stack_from_the_function_environment(monkeypatch):
+    monkeypatch.setenv("HEADWATER_PULUMI_PROJECT", "web")
+    monkeypatch.setenv("HEADWATER_STACK", "prod")
     out = io.StringIO()
     emit("orders", {"Written": 1}, out)
     line = out.getvalue()
     assert line.endswith("\n") and line.count("\n") == 1
+    doc = json.loads(line)
+    directive = doc["_aws"]["CloudWatchMetrics"][0]
+    # every dimension named by the directive is a top-level member, as EMF requires
+    assert all(doc[d] for d in directive["Dimensions"][0])
+    assert (doc["project"], doc["stack"], doc["pipeline"]) == ("web", "prod", "orders")
     assert json.loads(line)["Written"] == 1

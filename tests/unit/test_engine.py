@@ -384,4 +384,4 @@ def test_counters_add_and_as_dict():
     assert Counter(k for k in d) == Counter(["received", "written", "dropped", "dead_lettered",
                                              "fanned_out", "retries", "seconds",
                                              "skipped_objects", "undecodable_objects",
-                                             "resumed_outputs"])
+                                             "resumed_outputs", "sink_seconds"])

@@ -62,8 +62,10 @@ def test_two_pipelines_each_own_their_children(graph):
     # only the orders chain looks rows up: only it gets a lookup database; both get state
     assert sorted(r.name for r in graph.of("gcp:firestore/database:Database")) == \
         ["orders-firestore", "orders-state", "signups-state"]
+    # every GCP resource belongs to a pipeline, or to the stack's observability component
     gcp_resources = [r for r in graph.resources if r.typ.startswith("gcp:")]
-    assert all(r.parent.endswith(("::orders", "::signups")) for r in gcp_resources)
+    assert all(r.parent.endswith(("::orders", "::signups", "::headwater-observe"))
+               for r in gcp_resources)
 
 
 def test_every_input_is_an_input_of_the_real_sdk_types(graph):

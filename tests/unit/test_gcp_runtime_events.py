@@ -52,3 +52,11 @@ def test_a_delete_notification_is_not_finalized():
 def test_a_request_that_is_no_notification_says_what_was_expected(body, expected):
     with pytest.raises(ValueError, match=expected):
         events.parse_request({}, body)
+
+
+def test_a_delivery_attempt_json_reads_as_infinity_counts_as_the_first():
+    """``Infinity`` is valid to Python's JSON reader; int() of it overflows (found by the
+    parser fuzzing)."""
+    body = json.dumps({**PUSH, "deliveryAttempt": "@"}).replace('"@"', "Infinity")
+    note = events.parse_request({"Content-Type": "application/json"}, body)
+    assert note.delivery_attempt == 1

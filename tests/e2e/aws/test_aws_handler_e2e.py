@@ -125,8 +125,14 @@ def test_sqs_s3_notifications_write_transformed_enriched_records_and_deadletter_
 
     (emf,) = _emf(capsys.readouterr().out)
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "headwater"
-    assert emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["pipeline"]]
-    assert emf["pipeline"] == "orders"
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["project", "stack",
+                                                                  "pipeline"]]
+    assert emf["pipeline"] == "orders" and emf["project"] and emf["stack"]
+    # moto's notifications carry the object's eventTime: the age is a small non-negative
+    # number of seconds, and every value the directive names is in the line
+    assert 0 <= emf["ObjectAgeSeconds"] < 600
+    assert emf["SinkSeconds"] >= 0
+    assert all(m["Name"] in emf for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"])
     assert {k: emf[k] for k in ("Received", "Written", "DeadLettered", "Dropped", "Objects",
                                 "FailedMessages")} == {
         "Received": 10, "Written": 7, "DeadLettered": 3, "Dropped": 0, "Objects": 4,

@@ -128,7 +128,8 @@ class Stack:
 
     def properties(self, name: str) -> dict[str, Any]:
         props = self.blob.get_blob_client(self.raw, name).get_blob_properties()
-        return {"name": name, "etag": props.etag, "size": props.size}
+        return {"name": name, "etag": props.etag, "size": props.size,
+                "created": props.last_modified.isoformat().replace("+00:00", "Z")}
 
     def notification(self, blob: dict[str, Any], schema: str = "eventgrid",
                      container: str | None = None) -> bytes:
@@ -144,6 +145,8 @@ class Stack:
         event["subject"] = f"/blobServices/default/containers/{cont}/blobs/{blob['name']}"
         event["data"].update(eTag=blob["etag"], contentLength=blob["size"],
                              url=f"{self.azurite.blob_url}/{cont}/{blob['name']}")
+        if blob.get("created"):  # the event's time is when the blob was written
+            event["eventTime" if schema == "eventgrid" else "time"] = blob["created"]
         # Event Grid schema: the hub event's body is an array; CloudEvents: one object
         return json.dumps([event] if schema == "eventgrid" else event).encode()
 

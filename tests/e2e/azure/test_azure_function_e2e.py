@@ -124,6 +124,9 @@ def test_blob_created_in_both_schemas_sends_transformed_enriched_events_and_dead
     m = _metrics(out)
     assert {k: m[k] for k in ("Received", "Written", "DeadLettered", "Objects", "Parked")} == {
         "Received": 10, "Written": 7, "DeadLettered": 3, "Objects": 4, "Parked": 0}
+    assert 0 <= m["ObjectAgeSeconds"] < 600 and m["SinkSeconds"] >= 0  # from eventTime
+    (line,) = [x for x in _logs(out) if x["message"] == "headwater metrics"]
+    assert line["pipeline"] == "orders" and line["project"] and line["stack"]
     assert st.parked() == {}
 
 

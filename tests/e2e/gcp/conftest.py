@@ -272,6 +272,8 @@ class Stack:
                    "name": blob.name, "bucket": blob.bucket.name, "generation": gen,
                    "metageneration": "1", "contentType": "application/octet-stream",
                    "size": str(blob.size or 0), "storageClass": "STANDARD"}
+        if getattr(blob, "time_created", None) is not None:  # as the emulator stored it
+            payload["timeCreated"] = blob.time_created.isoformat().replace("+00:00", "Z")
         attrs = {"notificationConfig": f"projects/_/buckets/{self.raw}/notificationConfigs/1",
                  "eventType": event_type, "payloadFormat": "JSON_API_V1",
                  "bucketId": blob.bucket.name, "objectId": blob.name, "objectGeneration": gen,

@@ -90,8 +90,12 @@ def test_push_writes_transformed_enriched_rows_and_deadletters_bad_records(order
     logs = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     requests = [x for x in logs if x["message"] == "headwater request"]
     assert len(requests) == 3 and requests[0]["severity"] == "INFO"
-    assert requests[1]["counters"]["written"] == 1
-    assert requests[1]["counters"]["dead_lettered"] == 3
+    # the shared vocabulary, with its dimensions, and the object's age from timeCreated
+    assert requests[1]["metrics"]["Written"] == 1
+    assert requests[1]["metrics"]["DeadLettered"] == 3
+    assert requests[1]["metrics"]["Objects"] == 1
+    assert 0 <= requests[1]["metrics"]["ObjectAgeSeconds"] < 600
+    assert {requests[1][d] for d in ("project", "stack")} and requests[1]["pipeline"] == "orders"
     assert requests[1]["object"] == DAY + "bad.ndjson"
 
 
@@ -231,3 +235,27 @@ def test_an_overwritten_object_is_read_at_its_notified_generation_only(orders_st
     assert urls and all(f"generation={old.generation}" in u for u in urls)  # metadata only
     assert client.post("/", json=st.push_body(new, message_id="new")).status_code == 204
     assert sorted(r["category"] for r in st.bigquery.rows) == ["FILMS", "GARDEN", "TOYS"]
+
+
+def test_the_requests_cloud_trace_context_is_on_its_log_lines(orders_stack, client, capsys,
+                                                               monkeypatch):
+    """Cloud Run passes the request's trace in ``traceparent``: the metrics line (object
+    name included) carries ``logging.googleapis.com/trace``, so Cloud Trace shows it; with
+    the spec's tracing switch off it does not."""
+    st = orders_stack
+    blob = st.put(DAY + "good.ndjson", GOOD)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    assert client.post("/", json=st.push_body(blob), headers=headers).status_code == 204
+    logs = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    (line,) = [x for x in logs if x["message"] == "headwater request"]
+    assert line["logging.googleapis.com/trace"].endswith(f"/traces/{trace}")
+    assert line["logging.googleapis.com/spanId"] == "00f067aa0ba902b7"
+    assert line["object"] == DAY + "good.ndjson"
+    monkeypatch.setenv("HEADWATER_TRACING", "0")
+    blob = st.put(DAY + "again.ndjson", GOOD)
+    assert client.post("/", json=st.push_body(blob, message_id="2"),
+                       headers=headers).status_code == 204
+    logs = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    (line,) = [x for x in logs if x["message"] == "headwater request"]
+    assert "logging.googleapis.com/trace" not in line
