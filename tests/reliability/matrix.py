@@ -164,8 +164,9 @@ named, against its emulator, with one fault injected, and checks the promise:
 
 Columns: *records in* (distinct input records, counted by `order_id`), *in sink*
 (distinct records in the warehouse's storage), *dead-lettered* (entries that carry the
-record and say why), *held for redelivery* (a message in the SQS DLQ, a notification
-parked in the dead-letter container), *duplicate rows* (extra copies in the storage: each
+record and say why), *held for redelivery* (a message in the SQS DLQ, a notification on
+the Pub/Sub dead-letter topic, a notification parked in the dead-letter container, an
+object the local runner leaves unprocessed), *duplicate rows* (extra copies in the storage: each
 carries its original's `_headwater_id`, so the de-dup on it removes them), *lost*.
 
 Cells:

@@ -40,11 +40,8 @@ from e2e.gcp.conftest import (  # noqa: F401
     PROJECT,
     STATE_DATABASE,
     bigquery,
-    firestore_emulator,
-    gcs_emulator,
     idempotent_stack,
     orders_stack,
-    pubsub_emulator,
     served,
 )
 
@@ -73,7 +70,7 @@ def st(idempotent_stack, served):  # noqa: F811
     rt.engine.retry.sleep = lambda s: None
     from google.cloud.bigquery import DEFAULT_RETRY
 
-    rt.engine.sink._retry = DEFAULT_RETRY.with_deadline(3).with_delay(initial=0.05,
+    rt.engine.sink._retry = DEFAULT_RETRY.with_deadline(1).with_delay(initial=0.05,
                                                                       maximum=0.2)
     return idempotent_stack
 
@@ -290,7 +287,7 @@ def test_fail_after_partial(st):
 
 
 @pytest.fixture
-def pubsub(pubsub_emulator, monkeypatch, tmp_path):  # noqa: F811
+def pubsub(pubsub_emulator, monkeypatch, tmp_path):
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator)
     from google.cloud import pubsub_v1
 

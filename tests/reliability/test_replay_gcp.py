@@ -11,8 +11,6 @@ import pytest
 from e2e.gcp.conftest import (  # noqa: F401
     USERS,
     bigquery,
-    firestore_emulator,
-    gcs_emulator,
     orders_stack,
 )
 
