@@ -164,8 +164,9 @@ named, against its emulator, with one fault injected, and checks the promise:
 
 Columns: *records in* (distinct input records, counted by `order_id`), *in sink*
 (distinct records in the warehouse's storage), *dead-lettered* (entries that carry the
-record and say why), *held for redelivery* (a message in the SQS DLQ, a notification
-parked in the dead-letter container), *duplicate rows* (extra copies in the storage: each
+record and say why), *held for redelivery* (a message in the SQS DLQ, a notification on
+the Pub/Sub dead-letter topic, a notification parked in the dead-letter container, an
+object the local runner leaves unprocessed), *duplicate rows* (extra copies in the storage: each
 carries its original's `_headwater_id`, so the de-dup on it removes them), *lost*.
 
 Cells:
@@ -187,4 +188,27 @@ Lost records over all cells: **{lost}**.{missing(rows)}
   count, redrive to the DLQ). Firehose has no idempotent write: a kill between its
   accepting a batch and the checkpoint resends that batch on redelivery, with the same
   `_headwater_id`s (query through a de-dup on it).
+- gcp: the Cloud Function's entry point served by the real functions-framework app,
+  given the Pub/Sub push bodies of GCS notifications, on gcp-storage-emulator (objects,
+  dead-letter bucket) and the Firestore emulator (users lookup, the idempotency
+  collection with its checkpoints); the real google-cloud-bigquery client writes to a
+  stand-in for BigQuery at its REST boundary (`insertAll` with insertErrors, HTTP
+  429/503/403; no BigQuery emulator runs here). *in sink* counts every row the stand-in
+  accepted before its insertId de-duplication (BigQuery's is best effort). Pub/Sub's
+  redelivery is the same push posted again up to the subscription's
+  `max_delivery_attempts`; the poison cell runs through the Pub/Sub emulator's own push
+  subscription and dead-letter policy (backoff shortened to 0-1 s). A kill is a real
+  SIGKILL of a separate Python process running the function (gRPC clients do not survive
+  a fork).
+- azure: the real `function_app` called with `azure.functions.EventHubEvent`s carrying
+  Event Grid BlobCreated notifications, on Azurite (blobs, dead-letter container, users
+  and claims tables); the processed Event Hub is a stand-in at the client boundary
+  (`create_batch`/`send_batch` with real `EventDataBatch`es; no Event Hubs emulator runs
+  here), so *in sink* is every event the hub accepted. The host's retry policy is the
+  batch run again with the function's retry context; the Event Hub trigger moves its
+  checkpoint even after the last retry fails, so the function parks what still fails
+  in the dead-letter container on its last attempt: *held for redelivery* for Azure
+  means such a parked notification, with its error, which replay runs again. Event Hubs
+  takes or refuses whole batches, so its partial refusal is the per-event size limit.
+  Kills and concurrent invocations are forked processes.
 """, encoding="utf-8")

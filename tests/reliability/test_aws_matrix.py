@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError, ResponseStreamingError
-from e2e.aws.conftest import FakeContext, aws, moto_server, orders_stack  # noqa: F401
+from e2e.aws.conftest import FakeContext, aws, orders_stack  # noqa: F401
 
 from runtimes.aws import clients, handler
 

@@ -5,7 +5,7 @@ own Firehose sink into S3, after the lookup table was fixed."""
 from __future__ import annotations
 
 import pytest
-from e2e.aws.conftest import FakeContext, aws, moto_server, orders_stack  # noqa: F401
+from e2e.aws.conftest import FakeContext, aws, orders_stack  # noqa: F401
 
 from runtimes.aws import clients, handler
 from runtimes.aws.store import S3Store

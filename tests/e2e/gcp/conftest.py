@@ -127,6 +127,10 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield f"127.0.0.1:{port}"
 
 
+# BigQuery's error reasons for the HTTP statuses the stand-in can answer with
+REASONS = {429: "rateLimitExceeded", 500: "internalError", 503: "backendError"}
+
+
 class BigQueryStandIn:
     """A stand-in for BigQuery at its REST boundary, not an emulator: a local HTTP server
     answering ``tabledata.insertAll`` as the service does, for the real
@@ -140,13 +144,18 @@ class BigQueryStandIn:
     - ``transient`` holds insertIds to refuse once with reason ``backendError`` (the other
       rows of the request are inserted);
     - ``fail(n) -> status | None`` answers the n-th ``insertAll`` (from 1) with that HTTP
-      error instead (e.g. 403, which the client does not retry); those go to ``refused``.
+      error instead, with BigQuery's reason for it (403 ``accessDenied``, which the client
+      does not retry; 429 ``rateLimitExceeded``, 500 ``internalError`` and 503
+      ``backendError``, which it retries); those go to ``refused``.
 
-    ``rows`` holds what was stored, ``requests`` every request body answered 200.
+    ``rows`` holds what was stored, ``accepted`` every row taken before the insertId
+    de-duplication (a resent row shows there twice), ``requests`` every request body
+    answered 200.
     """
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.accepted: list[dict[str, Any]] = []
         self.ids: set[str] = set()
         self.requests: list[dict[str, Any]] = []
         self.reject: Callable[[dict[str, Any]], str | None] = lambda row: None
@@ -169,9 +178,10 @@ class BigQueryStandIn:
                     if status:
                         stand_in.refused.append(body)
                 if status:
+                    reason = REASONS.get(status, "accessDenied")
                     return self._send(status, {"error": {
                         "code": status, "message": "refused by the test", "errors": [
-                            {"reason": "accessDenied", "message": "refused by the test"}]}})
+                            {"reason": reason, "message": "refused by the test"}]}})
                 self._send(200, stand_in.insert_all(self.path, body))
 
             def _send(self, code: int, doc: dict[str, Any]) -> None:
@@ -213,6 +223,7 @@ class BigQueryStandIn:
                 if n in refused:
                     continue
                 rid = row.get("insertId")
+                self.accepted.append(row["json"])
                 if rid is not None and rid in self.ids:
                     continue
                 if rid is not None:

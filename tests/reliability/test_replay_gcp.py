@@ -1,0 +1,69 @@
+"""Replay on GCP: dead-letter files in the dead-letter bucket on gcp-storage-emulator
+(written by the Cloud Function), read and moved through :class:`runtimes.gcp.store.GcsStore`,
+records written through the runtime's own BigQuery sink (the real google-cloud-bigquery
+client against the BigQuery stand-in, a stand-in at the REST boundary) after the users
+collection in the Firestore emulator was fixed for one of the two failed records."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from e2e.gcp.conftest import (  # noqa: F401
+    USERS,
+    bigquery,
+    orders_stack,
+)
+
+from runtimes.core.replay import replay
+from runtimes.gcp import clients, events, main
+from runtimes.gcp.store import GcsStore
+
+from .common import ndjson, orders
+
+pytestmark = [pytest.mark.e2e]
+KEY = "raw/orders/2024/05/01/replay.ndjson"
+
+
+def test_replay_from_gcs_into_bigquery_once_and_keeps_what_still_fails(orders_stack):  # noqa: F811
+    from google.cloud import firestore
+
+    st = orders_stack
+    recs = orders(5)
+    recs[1]["user_id"] = "u9"  # not in the users collection yet: fixed before the replay
+    recs[3]["user_id"] = "u8"  # never added: fails again
+    blob = st.put(KEY, ndjson(recs))
+    note = events.parse_request({"Content-Type": "application/json"},
+                                orjson.dumps(st.push_body(blob)))
+    main.handle_notification(note)
+    assert sorted(r["order_id"] for r in st.bigquery.rows) == ["1", "3", "5"]
+    ((first, entries),) = st.deadletters().items()
+    assert [(e["step"], e["record"]["user_id"]) for e in entries] == [
+        ("3:enrich", "u9"), ("3:enrich", "u8")]
+
+    collection = next(iter(main._runtime().engine.ctx.lookup.collections.values()))
+    firestore.Client(project=st.env["HEADWATER_PROJECT"]).collection(collection).document(
+        "u9").set({**USERS[0], "user_id": "u9", "country": "NL"})
+    main._reset()  # replay runs in its own process: no warm lookup cache
+    engine = main._runtime().engine
+    store = GcsStore(clients.storage(), st.deadletter)
+    prefix = st.spec.deadletter.prefix
+
+    dry = replay(store, prefix, engine, dry_run=True)
+    assert (dry.files, dry.replayed, dry.written) == ([first], 2, 0)
+    assert len(st.bigquery.rows) == 3 and list(st.deadletters()) == [first]
+
+    report = replay(store, prefix, engine)
+    assert (report.replayed, report.written, report.failed_again) == (2, 1, 1)
+    rows = {r["order_id"]: r for r in st.bigquery.rows}
+    assert sorted(rows) == ["1", "2", "3", "5"] and rows["2"]["country"] == "NL"
+    dead = st.deadletters()
+    moved = [n for n in dead if "/_replayed/" in n]
+    assert len(moved) == 1 and dead[moved[0]] == entries  # marked: moved, unchanged
+    (fresh,) = [n for n in dead if "/_replayed/" not in n]
+    (again,) = dead[fresh]  # what still fails is kept, with its new error
+    assert again["record"]["user_id"] == "u8" and again["step"] == "3:enrich"
+    assert again["error_type"] == "LookupError" and again["message"]
+
+    rerun = replay(store, prefix, engine)  # only the new entry; nothing written twice
+    assert (rerun.files, rerun.written, rerun.failed_again) == ([fresh], 0, 1)
+    assert len(st.bigquery.accepted) == 4
