@@ -220,6 +220,16 @@ def _oversize(pos: _Position, size: int) -> Bad:
 # An integer literal of 19 or more digits may be beyond 64 bits, which orjson would turn
 # into a float (silently changing the value). Lines holding one are parsed exactly.
 _LONG_INT = re.compile(rb"(?<![\w.])-?\d{19,}(?![\w.])")
+# A C-speed prefilter for it (a regex scan costs about three times orjson's parse of the
+# same bytes): digits become '0', everything else ' ', then a run of 19 '0's is looked for.
+_DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
+_NINETEEN = b"0" * 19
+
+
+def _long_int(data: bytes) -> bool:
+    """True when ``data`` holds an integer literal of 19 or more digits."""
+    return (data.translate(_DIGITS).find(_NINETEEN) >= 0
+            and _LONG_INT.search(data) is not None)
 
 
 def _reject_constant(name: str) -> Any:
@@ -229,7 +239,7 @@ def _reject_constant(name: str) -> Any:
 def _exact(data: bytes, rec: Any) -> Any:
     """``rec`` (orjson's parse of ``data``), re-parsed with exact integers when ``data``
     holds an integer literal orjson may have rounded."""
-    if _LONG_INT.search(data) is None:
+    if not _long_int(data):
         return rec
     import json
 
@@ -285,8 +295,7 @@ def _ndjson(raw: IO[bytes], chunk_records: int, pos: _Position) -> Iterator[Chun
                 rest = b""
         pos.pending = rest
         # one scan per read keeps the fast path; parts[0] may straddle the previous read
-        long_ints = (_LONG_INT.search(data) is not None
-                     or (bool(parts) and _LONG_INT.search(parts[0]) is not None))
+        long_ints = _long_int(data) or (bool(parts) and _long_int(parts[0]))
         line = pos.line
         offset = pos.offset
         j = 0
