@@ -14,7 +14,7 @@ with the cause, as any record error does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transforms.contract import Retryable
 
-from ..core.cache import TtlCache
+from ..core.cache import CachedLookup, TtlCache
 from ..core.secrets import CachedSecrets
 from .clients import error_code, error_message
 
@@ -58,10 +58,7 @@ def _value(av: Mapping[str, Any]) -> Any:
     return v  # "B": bytes, which the sink serializes as text
 
 
-_MISSING = object()
-
-
-class DynamoLookup:
+class DynamoLookup(CachedLookup):
     """``lookup(table, keys) -> {key: row}`` on DynamoDB ``BatchGetItem``.
 
     ``tables`` maps the logical table a transform names to the DynamoDB table;
@@ -69,51 +66,33 @@ class DynamoLookup:
     (default type ``S``, so a record's ``7`` finds the item keyed ``"7"``).
     """
 
+    batch_keys = BATCH_KEYS
+
     def __init__(self, client: Any, tables: Mapping[str, str], keys: Mapping[str, Any], *,
                  cache: TtlCache | None = None, max_attempts: int = 8, base_s: float = 0.05,
                  sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(tables, cache=cache)
         self.client = client
-        self.tables = dict(tables)
         self.keys: dict[str, tuple[str, str]] = {}
         for name, spec in keys.items():
             if isinstance(spec, Mapping):
                 self.keys[name] = (str(spec["name"]), str(spec.get("type", "S")))
             else:
                 self.keys[name] = (str(spec), "S")
-        self.cache = cache if cache is not None else TtlCache()
         self.max_attempts = max_attempts
         self.base_s = base_s
         self.sleep = sleep
-        self.calls = 0
 
-    def __call__(self, table: str, keys: Sequence[Hashable]) -> dict[Hashable, dict[str, Any]]:
-        physical = self.tables.get(table)
-        if physical is None or table not in self.keys:
-            known = ", ".join(sorted(self.tables)) or "none"
-            raise LookupError(f"lookup table {table!r} is not configured for this function "
-                              f"(configured: {known}); is it named in the pipeline spec?")
+    def configured(self, table: str) -> bool:
+        return table in self.keys
+
+    def wire(self, table: str, value: Hashable) -> str:
+        return self._wire(value, self.keys[table][1])
+
+    def fetch(self, table: str, physical: str, keys: list[str],
+              out: dict[str, dict[str, Any]]) -> None:
         attr, kind = self.keys[table]
-        found: dict[Hashable, dict[str, Any]] = {}
-        wanted: dict[str, list[Hashable]] = {}  # wire value -> the record values asking for it
-        for k in keys:
-            row = self.cache.get((table, k), _MISSING)
-            if row is _MISSING:
-                wanted.setdefault(self._wire(k, kind), []).append(k)
-            elif row is not None:
-                found[k] = row
-        if not wanted:
-            return found
-        fetched: dict[str, dict[str, Any]] = {}
-        wire = list(wanted)
-        for start in range(0, len(wire), BATCH_KEYS):
-            self._fetch(physical, attr, kind, wire[start:start + BATCH_KEYS], fetched)
-        for w, asking in wanted.items():
-            row = fetched.get(w)
-            for k in asking:
-                self.cache.put((table, k), row)  # misses are cached too
-                if row is not None:
-                    found[k] = row
-        return found
+        self._fetch(physical, attr, kind, keys, out)
 
     @staticmethod
     def _wire(value: Hashable, kind: str) -> str:

@@ -15,19 +15,18 @@ the platform resolves with the app's identity (:mod:`runtimes.core.envsecrets`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from transforms.contract import Retryable
 
-from ..core.cache import TtlCache
+from ..core.cache import CachedLookup, TtlCache
 from ..core.envsecrets import env_secret
 
 __all__ = ["BATCH_KEYS", "TableLookup", "app_setting_secret", "plain"]
 
 BATCH_KEYS = 14
 _SYSTEM = frozenset({"PartitionKey", "RowKey", "Timestamp", "etag", "odata.etag"})
-_MISSING = object()
 
 
 def plain(entity: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,47 +40,22 @@ def app_setting_secret():
                            "did not resolve; check the app's access to the secret")
 
 
-class TableLookup:
+class TableLookup(CachedLookup):
     """``lookup(table, keys) -> {key: row}`` on Table Storage queries.
 
     ``tables`` maps the logical table a transform names to the Table Storage table.
     """
 
+    batch_keys = BATCH_KEYS
+
     def __init__(self, service: Any, tables: Mapping[str, str], *,
                  cache: TtlCache | None = None) -> None:
+        super().__init__(tables, cache=cache)
         self.service = service
-        self.tables = dict(tables)
-        self.cache = cache if cache is not None else TtlCache()
-        self.calls = 0
 
-    def __call__(self, table: str, keys: Sequence[Hashable]) -> dict[Hashable, dict[str, Any]]:
-        physical = self.tables.get(table)
-        if physical is None:
-            known = ", ".join(sorted(self.tables)) or "none"
-            raise LookupError(f"lookup table {table!r} is not configured for this function "
-                              f"(configured: {known}); is it named in the pipeline spec?")
-        found: dict[Hashable, dict[str, Any]] = {}
-        wanted: dict[str, list[Hashable]] = {}  # RowKey -> the record values asking for it
-        for k in keys:
-            row = self.cache.get((table, k), _MISSING)
-            if row is _MISSING:
-                wanted.setdefault(k if isinstance(k, str) else str(k), []).append(k)
-            elif row is not None:
-                found[k] = row
-        if not wanted:
-            return found
-        fetched: dict[str, dict[str, Any]] = {}
-        wire = list(wanted)
-        client = self.service.get_table_client(physical)
-        for start in range(0, len(wire), BATCH_KEYS):
-            self._query(client, table, physical, wire[start:start + BATCH_KEYS], fetched)
-        for w, asking in wanted.items():
-            row = fetched.get(w)
-            for k in asking:
-                self.cache.put((table, k), row)  # misses are cached too
-                if row is not None:
-                    found[k] = row
-        return found
+    def fetch(self, table: str, physical: str, keys: list[str],
+              out: dict[str, dict[str, Any]]) -> None:
+        self._query(self.service.get_table_client(physical), table, physical, keys, out)
 
     def _query(self, client: Any, table: str, physical: str, wire: list[str],
                out: dict[str, dict[str, Any]]) -> None:

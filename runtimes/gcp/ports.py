@@ -12,61 +12,40 @@ Pub/Sub redelivers, rather than dead-lettering every record of an object for an 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from transforms.contract import Retryable
 
-from ..core.cache import TtlCache
+from ..core.cache import CachedLookup, TtlCache
 from ..core.secrets import CachedSecrets
 
 __all__ = ["BATCH_KEYS", "FirestoreLookup", "SecretStore"]
 
 BATCH_KEYS = 300  # documents per BatchGetDocuments call
-_MISSING = object()
 
 
-class FirestoreLookup:
+class FirestoreLookup(CachedLookup):
     """``lookup(table, keys) -> {key: row}``; ``collections`` maps the logical table a
     transform names to its Firestore collection."""
 
+    batch_keys = BATCH_KEYS
+
     def __init__(self, client: Any, collections: Mapping[str, str], *,
                  cache: TtlCache | None = None) -> None:
+        super().__init__(collections, cache=cache)
         self.client = client
-        self.collections = dict(collections)
-        self.cache = cache if cache is not None else TtlCache()
-        self.calls = 0
+        self.collections = self.tables
 
-    def __call__(self, table: str, keys: Sequence[Hashable]) -> dict[Hashable, dict[str, Any]]:
-        collection = self.collections.get(table)
-        if collection is None:
-            known = ", ".join(sorted(self.collections)) or "none"
-            raise LookupError(f"lookup table {table!r} is not configured for this function "
-                              f"(configured: {known}); is it named in the pipeline spec?")
-        found: dict[Hashable, dict[str, Any]] = {}
-        wanted: dict[str, list[Hashable]] = {}  # document id -> the record values asking
-        for k in keys:
-            row = self.cache.get((table, k), _MISSING)
-            if row is _MISSING:
-                doc_id = k if isinstance(k, str) else str(k)
-                if not doc_id or "/" in doc_id:
-                    raise ValueError(f"lookup key {k!r} cannot be a Firestore document id")
-                wanted.setdefault(doc_id, []).append(k)
-            elif row is not None:
-                found[k] = row
-        if not wanted:
-            return found
-        fetched: dict[str, dict[str, Any]] = {}
-        ids = list(wanted)
-        for start in range(0, len(ids), BATCH_KEYS):
-            self._fetch(collection, ids[start:start + BATCH_KEYS], fetched)
-        for doc_id, asking in wanted.items():
-            row = fetched.get(doc_id)
-            for k in asking:
-                self.cache.put((table, k), row)  # misses are cached too
-                if row is not None:
-                    found[k] = row
-        return found
+    def wire(self, table: str, value: Hashable) -> str:
+        doc_id = value if isinstance(value, str) else str(value)
+        if not doc_id or "/" in doc_id:
+            raise ValueError(f"lookup key {value!r} cannot be a Firestore document id")
+        return doc_id
+
+    def fetch(self, table: str, physical: str, keys: list[str],
+              out: dict[str, dict[str, Any]]) -> None:
+        self._fetch(physical, keys, out)
 
     def _fetch(self, collection: str, ids: list[str], out: dict[str, dict[str, Any]]) -> None:
         from google.api_core.exceptions import GoogleAPIError
