@@ -37,16 +37,14 @@ the runner rolls a transaction back.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
+from ..core.codec import as_text
 from ..core.engine import Failure
 
 __all__ = ["DuckDBSink", "SinkSchemaError", "arrow_batch", "quote", "sql_type"]
@@ -107,23 +105,6 @@ def _arrow_infer(type_: Any) -> str:
     return {"int64": "BIGINT", "double": "DOUBLE", "bool": "BOOLEAN"}.get(str(type_), "VARCHAR")
 
 
-def _text(v: Any) -> str | None:
-    """A value as the text DuckDB casts from (fields of mixed or unusual types only)."""
-    if v is None or type(v) is str:
-        return v
-    if type(v) is bool:
-        return "true" if v else "false"
-    if type(v) is float:
-        return repr(v)
-    if isinstance(v, (int, decimal.Decimal)):
-        return str(v)
-    if isinstance(v, (dt.datetime, dt.date, dt.time)):
-        return v.isoformat()
-    if isinstance(v, (dict, list, tuple)):
-        return orjson.dumps(v, default=str).decode()
-    return str(v)
-
-
 def arrow_column(values: list[Any]) -> pa.Array:
     """One field's values as an Arrow array: typed when they share one plain type
     (str, int, float, bool; ``None`` anywhere), else their text."""
@@ -138,7 +119,7 @@ def arrow_column(values: list[Any]) -> pa.Array:
                 return pa.array(values, typ)
             except (OverflowError, TypeError, pa.ArrowException):  # an int beyond 64 bits
                 pass
-    return pa.array([_text(v) for v in values], pa.string())
+    return pa.array([as_text(v) for v in values], pa.string())
 
 
 _PLAIN = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}

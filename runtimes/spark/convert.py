@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
+from ..core.codec import as_text
 
 __all__ = ["Column", "Misfit", "columns_of"]
 
@@ -30,23 +30,6 @@ INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 class Misfit(ValueError):
     """The value does not fit the column."""
-
-
-def text(v: Any) -> str | None:
-    """A value as text, as the local warehouse stages it."""
-    if v is None or type(v) is str:
-        return v
-    if type(v) is bool:
-        return "true" if v else "false"
-    if type(v) is float:
-        return repr(v)
-    if isinstance(v, (int, decimal.Decimal)):
-        return str(v)
-    if isinstance(v, (dt.datetime, dt.date, dt.time)):
-        return v.isoformat()
-    if isinstance(v, (dict, list, tuple)):
-        return orjson.dumps(v, default=str).decode()
-    return str(v)
 
 
 def _number(s: str) -> float:
@@ -62,7 +45,7 @@ def _bigint(v: Any) -> int:
     if type(v) is int:
         n = v
     else:
-        s = text(v).strip()  # type: ignore[union-attr]
+        s = as_text(v).strip()  # type: ignore[union-attr]
         if _INT.match(s):
             n = int(s)
         else:
@@ -80,13 +63,13 @@ def _double(v: Any) -> float:
         raise Misfit
     if type(v) in (int, float):
         return float(v)
-    return _number(text(v))  # type: ignore[arg-type]
+    return _number(as_text(v))  # type: ignore[arg-type]
 
 
 def _boolean(v: Any) -> bool:
     if type(v) is bool:
         return v
-    b = _BOOL.get(text(v).strip().lower())  # type: ignore[union-attr]
+    b = _BOOL.get(as_text(v).strip().lower())  # type: ignore[union-attr]
     if b is None:
         raise Misfit
     return b
@@ -98,7 +81,7 @@ def _datetime(v: Any) -> dt.datetime:
     elif isinstance(v, dt.date):
         d = dt.datetime(v.year, v.month, v.day)
     else:
-        s = text(v).strip()  # type: ignore[union-attr]
+        s = as_text(v).strip()  # type: ignore[union-attr]
         try:
             d = dt.datetime.fromisoformat(s)
         except ValueError:
@@ -124,7 +107,7 @@ def _decimal(p: int, s: int) -> Callable[[Any], decimal.Decimal]:
         if type(v) is bool:
             raise Misfit
         try:
-            d = decimal.Decimal(text(v).strip())  # type: ignore[union-attr]
+            d = decimal.Decimal(as_text(v).strip())  # type: ignore[union-attr]
         except decimal.InvalidOperation:
             raise Misfit from None
         if not d.is_finite():
@@ -146,7 +129,7 @@ class Column:
         self.name = name
         m = _DECIMAL.match(t)
         simple: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
-            "string": ("VARCHAR", "STRING", text),
+            "string": ("VARCHAR", "STRING", as_text),
             "int": ("BIGINT", "BIGINT", _bigint),
             "bigint": ("BIGINT", "BIGINT", _bigint),
             "double": ("DOUBLE", "DOUBLE", _double),
