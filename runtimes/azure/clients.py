@@ -34,28 +34,27 @@ def credential() -> Any:
     return c
 
 
-def blob_service() -> Any:
-    c = _clients.get("blob")
+def _storage(name: str, cls: Any, url_setting: str) -> Any:
+    """A storage service client: from ``HEADWATER_STORAGE_CONNECTION_STRING`` where one is
+    set (Azurite, tests), else the account URL in ``url_setting`` with the identity."""
+    c = _clients.get(name)
     if c is None:
-        from azure.storage.blob import BlobServiceClient
-
         conn = os.environ.get("HEADWATER_STORAGE_CONNECTION_STRING")
-        c = _clients["blob"] = (
-            BlobServiceClient.from_connection_string(conn) if conn else
-            BlobServiceClient(_env("HEADWATER_BLOB_ACCOUNT_URL"), credential=credential()))
+        c = _clients[name] = (cls.from_connection_string(conn) if conn else
+                              cls(_env(url_setting), credential=credential()))
     return c
+
+
+def blob_service() -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    return _storage("blob", BlobServiceClient, "HEADWATER_BLOB_ACCOUNT_URL")
 
 
 def table_service() -> Any:
-    c = _clients.get("table")
-    if c is None:
-        from azure.data.tables import TableServiceClient
+    from azure.data.tables import TableServiceClient
 
-        conn = os.environ.get("HEADWATER_STORAGE_CONNECTION_STRING")
-        c = _clients["table"] = (
-            TableServiceClient.from_connection_string(conn) if conn else
-            TableServiceClient(_env("HEADWATER_TABLE_ACCOUNT_URL"), credential=credential()))
-    return c
+    return _storage("table", TableServiceClient, "HEADWATER_TABLE_ACCOUNT_URL")
 
 
 def producer() -> Any:
