@@ -345,18 +345,22 @@ def interrupted_message(report) -> str:  # report: RunReport
             "Run again to process the rest.")
 
 
-def _local_manifest(stack: str, project_dir: Path, pipeline: str):
+def _pipeline_manifest(config, pipeline: str):  # config: StackConfig
     from headwater.local import local_manifests
 
-    config = load_stack(stack, project_dir)
-    if config.cloud != "local":
-        raise fail(f"stack {stack!r} is {config.cloud}: this command reads the local stack's "
-                   "folders here; for the cloud, see README (Replay and forget)")
     try:
         (manifest,) = local_manifests(config, [pipeline])
     except KeyError as exc:
         raise fail(exc.args[0]) from None
     return manifest
+
+
+def _local_manifest(stack: str, project_dir: Path, pipeline: str):
+    config = load_stack(stack, project_dir)
+    if config.cloud != "local":
+        raise fail(f"stack {stack!r} is {config.cloud}: forget reads the local stack's "
+                   "folders here; for the cloud warehouses, see README (Replay and forget)")
+    return _pipeline_manifest(config, pipeline)
 
 
 RootOpt = Annotated[Path, typer.Option(
@@ -374,38 +378,87 @@ def replay(
     project_dir: ProjectOpt = Path("."),
     root: RootOpt = Path("data"),
     warehouse: WarehouseOpt = Path(".headwater/warehouse.duckdb"),
+    outputs: Annotated[Path | None, typer.Option(
+        "--outputs", metavar="FILE", help="cloud: the stack's outputs as JSON (default: "
+        "`pulumi stack output --json --stack NAME`)")] = None,
     since: Annotated[str | None, typer.Option(
         "--since", metavar="DATE", help="only dead-letters of this day (YYYY-MM-DD) and later")
     ] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="say what would be replayed; write and move nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
     """Run dead-letter entries through the current chain: write what now succeeds, keep
-    what still fails with its new error; replayed files move to <pipeline>/_replayed/."""
+    what still fails with its new error; replayed files move to <pipeline>/_replayed/.
+    On a cloud stack it runs here with the deployed function's settings (the stack output
+    function_settings) and your credentials, into the stack's own warehouse."""
     import datetime as dt
-
-    from runtimes.local.replay import replay_local
 
     if since is not None:
         try:
             dt.date.fromisoformat(since)
         except ValueError:
             raise fail(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
-    manifest = _local_manifest(stack, project_dir, pipeline)
+    config = load_stack(stack, project_dir)
+    manifest = _pipeline_manifest(config, pipeline)
     try:
-        report = replay_local(manifest, root, warehouse, since=since, dry_run=dry_run)
+        if config.cloud == "local":
+            from runtimes.local.replay import replay_local
+
+            report = replay_local(manifest, root, warehouse, since=since, dry_run=dry_run)
+        else:
+            report = _replay_deployed(config, stack, project_dir, outputs, manifest,
+                                      pipeline, since, dry_run)
+    except typer.Exit:
+        raise
     except Exception as exc:
-        raise fail(f"replay of pipeline {pipeline!r} failed, nothing marked as replayed: "
-                   f"{type(exc).__name__}: {exc}") from None
-    table = Table(title=escape(f"replay {pipeline}" + (" (dry run)" if dry_run else "")))
-    for col in ("files", "entries", "replayable", "written", "failed again", "kept"):
+        raise fail(f"replay of pipeline {pipeline!r} stopped: {type(exc).__name__}: {exc}. "
+                   "Files replayed before the stop are marked; the file it was on and the "
+                   "rest are untouched: run it again") from None
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "stack": stack, "cloud": config.cloud, "pipeline": pipeline, "dry_run": dry_run,
+            "files": report.files, "entries": report.entries, "replayable": report.replayed,
+            "blobs_rerun": report.redriven, "written": report.written,
+            "failed_again": report.failed_again,
+            "kept": [{"file": f, "reason": why} for f, why in report.kept]}, indent=2) + "\n")
+        return
+    where = "" if config.cloud == "local" else f" on stack {stack} ({config.cloud})"
+    table = Table(title=escape(f"replay {pipeline}{where}" + (" (dry run)" if dry_run else "")))
+    cols = ["files", "entries", "replayable", "written", "failed again", "kept"]
+    row = [len(report.files), report.entries, report.replayed, report.written,
+           report.failed_again, len(report.kept)]
+    if config.cloud == "azure":  # parked notifications, whose blobs run again whole
+        cols.insert(3, "blobs re-run")
+        row.insert(3, report.redriven)
+    for col in cols:
         table.add_column(col, justify="right")
-    table.add_row(*map(str, (len(report.files), report.entries, report.replayed,
-                             report.written, report.failed_again, len(report.kept))))
+    table.add_row(*map(str, row))
     console.print(table)
     for name, why in dict.fromkeys(report.kept):
         err.print(f"[yellow]kept:[/] {escape(f'{name}: {why}')}", highlight=False,
                   soft_wrap=True)
+
+
+def _replay_deployed(config, stack: str, project_dir: Path, outputs: Path | None, manifest,
+                     pipeline: str, since: str | None, dry_run: bool):
+    import contextlib
+
+    from headwater.replay import ReplayError, function_settings, replay_deployed
+    from headwater.status import StatusError
+
+    try:
+        settings = function_settings(_stack_outputs(stack, project_dir, outputs), pipeline,
+                                     stack)
+        if config.cloud == "aws" and config.region:  # the stack's region, not the shell's
+            settings["AWS_DEFAULT_REGION"] = config.region
+        # the runtime's structured log lines are diagnostics here: stderr, so stdout
+        # holds only the report (and --json stays parseable)
+        with contextlib.redirect_stdout(sys.stderr):
+            return replay_deployed(config.cloud, manifest, settings, since=since,
+                                   dry_run=dry_run)
+    except (ReplayError, StatusError) as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command(cls=_Command)

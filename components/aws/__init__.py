@@ -89,6 +89,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("queue_urls", {p.spec.name: p.queue.url for p in pipelines})
         pulumi.export("dlq_urls", {p.spec.name: p.dlq.url for p in pipelines})
         pulumi.export("function_names", {p.spec.name: p.function.name for p in pipelines})
+        pulumi.export("function_settings", {p.spec.name: p.function_settings for p in pipelines})
         pulumi.export("artifacts_bucket", store.bucket.bucket)
         pulumi.export("athena_queries", {p.spec.name: p.athena_query for p in pipelines})
         pulumi.export("dashboard", dashboard.dashboard.dashboard_name)

@@ -355,12 +355,14 @@ class Pipeline(pulumi.ComponentResource):
         fn_overrides = dict(self._overrides.get("function", {}))
         layers = [*args.layers, *fn_overrides.pop("layers", [])]
         self._overrides["function"] = fn_overrides
+        # exported as the stack output `function_settings`: `headwater replay` runs with it
+        self.function_settings = self.environment()
         self.function = self._make("function", aws.lambda_.Function, f"{name}-function", {
             "name": self._fn_name, "role": self.role.arn, "handler": HANDLER,
             "runtime": f"python{args.python}", "architectures": [args.arch],
             "memory_size": spec.limits.memory_mb, "timeout": fn_timeout,
             **self.code.function_args(), **({"layers": layers} if layers else {}),
-            "environment": {"variables": self.environment()},
+            "environment": {"variables": self.function_settings},
             "logging_config": {"log_format": "JSON", "log_group": self.log_group.name},
             "tracing_config": {"mode": "Active" if args.tracing else "PassThrough"},
         }, depends_on=[self.role_policy, self.log_group])

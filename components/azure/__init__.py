@@ -46,6 +46,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("notifications_hubs", {n: p.notifications_hub.name for n, p in by.items()})
         pulumi.export("processed_hubs", {n: p.processed_hub.name for n, p in by.items()})
         pulumi.export("function_apps", {n: p.function.name for n, p in by.items()})
+        pulumi.export("function_settings", {n: p.function_settings for n, p in by.items()})
         pulumi.export("databases", {n: p.warehouse.database.name.apply(
             lambda d: d.split("/")[-1]) for n, p in by.items()})
         pulumi.export("kql_queries", {n: p.kql_query for n, p in by.items()})

@@ -326,6 +326,11 @@ class Pipeline(pulumi.ComponentResource):
                              f"@Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/"
                              f"secrets/{secret}/)"})
         self.app_settings = settings
+        # exported as the stack output `function_settings` (`headwater replay` runs with
+        # it): headwater's own settings, without the Key Vault references of secrets
+        self.function_settings = {
+            s["name"]: s["value"] for s in settings if s["name"].startswith("HEADWATER_")
+            and not s["name"].startswith(secret_setting(""))}
         self.function = self._make("function", az.web.WebApp, f"{name}-function", {
             "name": global_name("fn", stack, spec.name, 60),
             "resource_group_name": group, "location": loc, "kind": "functionapp,linux",

@@ -46,6 +46,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("dead_letter_topics", {p.spec.name: p.dead_letter_topic.id
                                              for p in pipelines})
         pulumi.export("functions", {p.spec.name: p.function.name for p in pipelines})
+        pulumi.export("function_settings", {p.spec.name: p.function_settings for p in pipelines})
         pulumi.export("tables", {p.spec.name: p.table.id for p in pipelines})
         pulumi.export("deadletter_buckets", {p.spec.name: p.deadletter_bucket.name
                                              for p in pipelines})

@@ -283,6 +283,8 @@ class Pipeline(pulumi.ComponentResource):
         }
         if self.firestore is not None:
             env["HEADWATER_FIRESTORE_DATABASE"] = self.firestore.name
+        # exported as the stack output `function_settings`: `headwater replay` runs with it
+        self.function_settings = env
         memory = spec.limits.memory_mb
         service: dict[str, Any] = {
             "available_memory": f"{memory}M",

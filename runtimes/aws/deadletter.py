@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.deadletter import encode, object_name
+from .store import S3Store, encryption
 
 __all__ = ["S3DeadLetter"]
 
@@ -26,13 +27,14 @@ class S3DeadLetter:
 
     def write(self, pipeline: str, bucket: str, key: str, entries: list[dict[str, Any]]) -> None:
         name = self.prefix + object_name(pipeline, key)
-        extra: dict[str, Any] = {"ServerSideEncryption": "AES256"}
-        if self.kms_key:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key}
         self.client.put_object(
             Bucket=self.bucket, Key=name, Body=encode(entries),
             ContentType="application/x-ndjson",
             Metadata={"pipeline": pipeline, "source-bucket": bucket,
                       "entries": str(len(entries))},
-            **extra,
+            **encryption(self.kms_key),
         )
+
+    def store(self) -> S3Store:
+        """The dead-letter bucket as replay's object store."""
+        return S3Store(self.client, self.bucket, self.kms_key)

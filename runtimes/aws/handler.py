@@ -113,6 +113,13 @@ def _runtime() -> _Runtime:
     return _state[0]
 
 
+def reload() -> _Runtime:
+    """Build the runtime anew from the environment as it is now, keeping the clients
+    (``headwater replay`` runs the deployed function's settings with the current chain)."""
+    _state.clear()
+    return _runtime()
+
+
 def _remaining_ms(context: Any) -> float | None:
     get = getattr(context, "get_remaining_time_in_millis", None)
     return float(get()) if get is not None else None

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ..core.deadletter import encode, object_name
+from .store import BlobStore
 
 __all__ = ["BlobDeadLetter"]
 
@@ -53,3 +54,7 @@ class BlobDeadLetter:
             content_settings=ContentSettings(content_type="application/json"),
             metadata={"pipeline": pipeline, "kind": "notification"})
         return name
+
+    def store(self) -> BlobStore:
+        """The dead-letter container as replay's object store."""
+        return BlobStore(self.container)

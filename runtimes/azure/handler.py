@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from transforms.contract import Context, SimpleMetrics
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
@@ -49,6 +51,7 @@ from ..core.env import env_json, function_manifest
 from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
 from ..core.metrics import ObjectAge, invocation_values
+from ..core.replay import ReplayReport, deadletter_files, mark
 from . import clients, events, metrics
 from .deadletter import BlobDeadLetter
 from .idempotency import TableIdempotency
@@ -127,6 +130,13 @@ def _runtime() -> _Runtime:
     if not _state:
         _state.append(_build())
     return _state[0]
+
+
+def reload() -> _Runtime:
+    """Build the runtime anew from the environment as it is now, keeping the clients
+    (``headwater replay`` runs the deployed function's settings with the current chain)."""
+    _state.clear()
+    return _runtime()
 
 
 def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 0,
@@ -262,3 +272,32 @@ def _object(rt: _Runtime, ref: events.BlobRef) -> Counters | None:
         return None
     rt.stats["Objects"] += 1
     return counters
+
+
+def replay_parked(report: ReplayReport, *, since: str | None = None,
+                  dry_run: bool = False) -> ReplayReport:
+    """Run the pipeline's parked notifications again (``headwater replay`` on Azure).
+
+    Each one's event body goes through :func:`handle` as a last attempt: its blob is
+    processed (resuming after its claim's checkpoint), or the notification is parked anew
+    with its new error. The parked file is then moved under ``_replayed/``, so it is never
+    run twice; a failure to park raises and leaves the file where it was.
+    """
+    rt = _runtime()
+    store = rt.deadletter.store()
+    prefix = rt.deadletter.prefix + "notifications/"
+    for name in deadletter_files(store, prefix, rt.pipeline, since, suffix=".json"):
+        doc = orjson.loads(store.read(name))
+        report.files.append(name)
+        report.entries += 1
+        if dry_run:
+            report.redriven += 1
+            continue
+        outcome = handle([str(doc.get("body") or "").encode()],
+                         invocation_id=f"replay:{name}")
+        report.redriven += 1
+        report.counters.add(outcome.counters)
+        for again in outcome.parked:
+            report.kept.append((name, f"parked again as {again}"))
+        mark(store, prefix, rt.pipeline, name)
+    return report

@@ -53,6 +53,7 @@ class ReplayReport:
     files: list[str] = field(default_factory=list)
     entries: int = 0
     replayed: int = 0  # entries run again (through the chain or to the sink)
+    redriven: int = 0  # parked notifications whose whole object was run again
     kept: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not replayable
     counters: Counters = field(default_factory=Counters)
 
@@ -66,14 +67,14 @@ class ReplayReport:
 
 
 def deadletter_files(store: ObjectStore, prefix: str, pipeline: str,
-                     since: str | None = None) -> list[str]:
+                     since: str | None = None, suffix: str = ".ndjson") -> list[str]:
     """The pipeline's dead-letter files not replayed yet, oldest day first; ``since``
     (``YYYY-MM-DD``) keeps the days from that one on."""
     head = f"{prefix}{pipeline}/"
     out = []
     for name in store.list(head):
         rest = name[len(head):]
-        if not name.endswith(".ndjson") or rest.startswith(SKIPPED_DIRS):
+        if not name.endswith(suffix) or rest.startswith(SKIPPED_DIRS):
             continue
         day = rest.split("/", 1)[0].removeprefix("dt=")
         if since and day < since:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.deadletter import encode, object_name
+from .store import GcsStore
 
 __all__ = ["GcsDeadLetter"]
 
@@ -29,3 +30,7 @@ class GcsDeadLetter:
                          "entries": str(len(entries))}
         blob.upload_from_string(encode(entries), content_type="application/x-ndjson",
                                 if_generation_match=0)
+
+    def store(self) -> GcsStore:
+        """The dead-letter bucket as replay's object store."""
+        return GcsStore(self.client, self.bucket)

@@ -116,6 +116,13 @@ def _runtime() -> _Runtime:
     return _state[0]
 
 
+def reload() -> _Runtime:
+    """Build the runtime anew from the environment as it is now, keeping the clients
+    (``headwater replay`` runs the deployed function's settings with the current chain)."""
+    _state.clear()
+    return _runtime()
+
+
 def handle(request: Any) -> tuple[str, int]:
     """The functions-framework HTTP entry point (a Flask request)."""
     try:

@@ -1,9 +1,14 @@
-"""Inputs shared by the matrix cells: orders with unique ids for users the lookup knows."""
+"""Inputs shared by the matrix cells and the replay tests: orders with unique ids for
+users the lookup knows, and `headwater replay` run on a deployed stack's settings."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
+from typing import Any
 
+ROOT = Path(__file__).resolve().parents[2]
 USERS = ("u1", "u2", "u3")
 
 
@@ -21,3 +26,34 @@ def ndjson(records: list[dict]) -> bytes:
 
 def ids(records: list[dict]) -> list[str]:
     return [r["order_id"] for r in records]
+
+
+def replay_cli(tmp_path: Path, stack: str, settings: dict[str, str], *args: str,
+               region: str | None = None) -> Any:
+    """``headwater replay --stack STACK --pipeline orders --json`` on a project holding the
+    example ``Pulumi.<stack>.yaml`` (with ``region`` where given: the emulator's), its
+    outputs given as the file ``pulumi stack output --json`` would print: the deployed
+    function's settings (``function_settings``). Returns the CLI result."""
+    from typer.testing import CliRunner
+
+    from headwater.cli import app
+
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+    if region:
+        text = re.sub(r"(?m)^(\s*aws:region:).*$", rf"\1 {region}", text)
+    (project / f"Pulumi.{stack}.yaml").write_text(text, encoding="utf-8")
+    outputs = project / "outputs.json"
+    outputs.write_text(json.dumps({"function_settings": {"orders": {
+        k: v for k, v in settings.items()
+        if k.startswith("HEADWATER_") and k != "HEADWATER_MANIFEST"}}}), encoding="utf-8")
+    return CliRunner().invoke(app, ["replay", "--stack", stack, "--pipeline", "orders",
+                                    "--project-dir", str(project), "--outputs", str(outputs),
+                                    "--json", *args])
+
+
+def replayed(result: Any) -> dict[str, Any]:
+    """The JSON report of a replay that succeeded."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

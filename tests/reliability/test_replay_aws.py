@@ -1,23 +1,23 @@
-"""Replay on AWS: dead-letter files in S3 (written by the Lambda handler on moto) read and
-moved through :class:`runtimes.aws.store.S3Store`, records written through the runtime's
-own Firehose sink into S3, after the lookup table was fixed."""
+# ruff: noqa: F811  (pytest fixtures imported from the e2e conftests)
+"""``headwater replay --stack aws`` on moto: dead-letter files in S3 (written by the Lambda
+handler) read and moved through the runtime's dead-letter store, records written through
+its own Firehose sink into S3 after the lookup table was fixed. The command runs with the
+deployed function's settings, given as the stack's outputs (``function_settings``)."""
 
 from __future__ import annotations
 
 import pytest
-from e2e.aws.conftest import FakeContext, aws, orders_stack  # noqa: F401
+from e2e.aws.conftest import REGION, FakeContext, aws, orders_stack  # noqa: F401
 
-from runtimes.aws import clients, handler
-from runtimes.aws.store import S3Store
-from runtimes.core.replay import replay
+from runtimes.aws import handler
 
-from .common import ndjson, orders
+from .common import ndjson, orders, replay_cli, replayed
 
 pytestmark = [pytest.mark.e2e]
 KEY = "raw/orders/2024/05/01/replay.ndjson"
 
 
-def test_replay_from_s3_into_firehose_once(orders_stack):  # noqa: F811
+def test_replay_from_s3_into_firehose_once(orders_stack, tmp_path):
     st = orders_stack
     recs = orders(4)
     recs[1]["user_id"] = "u9"  # not in the users table yet: dead-lettered by enrich
@@ -25,26 +25,55 @@ def test_replay_from_s3_into_firehose_once(orders_stack):  # noqa: F811
     msgs = st.receive()
     assert handler.handler(st.event(msgs), FakeContext(120_000))["batchItemFailures"] == []
     assert sorted(r["order_id"] for r in st.delivered()) == ["1", "3", "4"]
-    (entries,) = st.deadletters().values()
+    ((first, entries),) = st.deadletters().items()
     assert [e["step"] for e in entries] == ["3:enrich"]
 
     st.ddb.put_item(TableName=st.users, Item={"user_id": {"S": "u9"}, "tier": {"S": "gold"},
                                               "country": {"S": "NL"}})
     handler._reset()  # replay runs in its own process: no warm lookup cache
-    engine = handler._runtime().engine
-    store = S3Store(clients.client("s3"), st.deadletter)
-    prefix = st.spec.deadletter.prefix
 
-    dry = replay(store, prefix, engine, dry_run=True)
-    assert (len(dry.files), dry.replayed, dry.written) == (1, 1, 0)
+    def replay(*args: str) -> dict:
+        return replayed(replay_cli(tmp_path, "aws", st.env, *args, region=REGION))
 
-    report = replay(store, prefix, engine)
-    assert (report.replayed, report.written, report.failed_again) == (1, 1, 0)
+    dry = replay("--dry-run")
+    assert (dry["files"], dry["replayable"], dry["written"]) == ([first], 1, 0)
+    assert len(st.delivered()) == 3 and list(st.deadletters()) == [first]
+
+    report = replay()
+    assert (report["replayable"], report["written"], report["failed_again"]) == (1, 1, 0)
     delivered = {r["order_id"]: r for r in st.delivered()}
     assert sorted(delivered) == ["1", "2", "3", "4"] and delivered["2"]["country"] == "NL"
-    names = list(store.list(prefix))
-    assert names and all("/_replayed/" in n for n in names)
+    assert delivered["2"]["_headwater_id"][:20] == delivered["1"]["_headwater_id"][:20]
+    (moved,) = st.deadletters()
+    assert moved == first.replace("/orders/", "/orders/_replayed/", 1)
+    assert st.s3.head_object(Bucket=st.deadletter, Key=moved)["ServerSideEncryption"] == "AES256"
 
-    again = replay(store, prefix, engine)
-    assert (again.files, again.written) == ([], 0)
+    again = replay()
+    assert (again["files"], again["written"]) == ([], 0)
     assert len(st.delivered()) == 4
+
+
+def test_replay_refuses_a_stack_without_the_functions_settings(orders_stack, tmp_path):
+    from typer.testing import CliRunner
+
+    from headwater.cli import app
+
+    st = orders_stack
+    replay_cli(tmp_path, "aws", {}, "--dry-run", region=REGION)  # writes the project
+    project = tmp_path / "project"
+
+    def replay(outputs: str) -> str:
+        (project / "outputs.json").write_text(outputs, encoding="utf-8")
+        result = CliRunner().invoke(app, ["replay", "--stack", "aws", "--pipeline", "orders",
+                                          "--project-dir", str(project), "--outputs",
+                                          str(project / "outputs.json")])
+        assert result.exit_code == 1
+        return " ".join(result.output.split())
+
+    assert "has no output function_settings" in replay('{"function_names": {}}')
+    assert "run `pulumi up` with this one first" in replay("{}")
+    assert "pipeline 'orders' is not deployed in stack 'aws' (deployed: signups)" in replay(
+        '{"function_settings": {"signups": {}}}')
+    assert "--show-secrets" in replay(
+        '{"function_settings": {"orders": {"HEADWATER_STREAM": "[secret]"}}}')
+    assert st.deadletters() == {}

@@ -1,6 +1,7 @@
-"""Replay on Azure: dead-letter files in the dead-letter container on Azurite (written by
-the function, called through the real function_app), read and moved through
-:class:`runtimes.azure.store.BlobStore`, records written through the runtime's own sink to
+# ruff: noqa: F811  (pytest fixtures imported from the e2e conftests)
+"""``headwater replay --stack azure``: dead-letter files in the dead-letter container on
+Azurite (written by the function, called through the real function_app), read and moved
+through the runtime's dead-letter store (:class:`runtimes.azure.store.BlobStore`), records written through the runtime's own sink to
 the processed-hub stand-in (azure_harness.StandInHub: Event Hubs has no emulator that runs
 here) after the users table on Azurite was fixed for one of the two failed records."""
 
@@ -10,18 +11,17 @@ import pytest
 from azure_harness import FunctionContext, hub_events, indexed_function
 from e2e.azure.conftest import orders_stack  # noqa: F401
 
-from runtimes.azure import clients, handler
-from runtimes.azure.store import BlobStore
-from runtimes.core.replay import replay
+from runtimes.azure import handler
 
-from .common import ndjson, orders
+from .common import ndjson, orders, replay_cli, replayed
 
 pytestmark = [pytest.mark.e2e]
 FUNCTION = indexed_function()
 KEY = "raw/orders/2024/05/01/replay.ndjson"
 
 
-def test_replay_from_blob_into_the_hub_once_and_keeps_what_still_fails(orders_stack):  # noqa: F811
+def test_replay_from_blob_into_the_hub_once_and_keeps_what_still_fails(orders_stack,
+                                                                      tmp_path):
     st = orders_stack
     recs = orders(5)
     recs[1]["user_id"] = "u9"  # not in the users table yet: fixed before the replay
@@ -36,18 +36,17 @@ def test_replay_from_blob_into_the_hub_once_and_keeps_what_still_fails(orders_st
     st.tables.get_table_client(st.users).create_entity(
         {"PartitionKey": "users", "RowKey": "u9", "user_id": "u9", "tier": "gold",
          "country": "NL"})
-    handler._reset()  # replay runs in its own process: no warm lookup cache
-    clients.set_producer(st.hub)
-    engine = handler._runtime().engine
-    store = BlobStore(clients.blob_service().get_container_client(st.deadletter))
-    prefix = st.spec.deadletter.prefix
+    handler._state.clear()  # replay runs in its own process: no warm lookup cache
 
-    dry = replay(store, prefix, engine, dry_run=True)
-    assert (dry.files, dry.replayed, dry.written) == ([first], 2, 0)
+    def replay(*args: str) -> dict:
+        return replayed(replay_cli(tmp_path, "azure", st.env, *args))
+
+    dry = replay("--dry-run")
+    assert (dry["files"], dry["replayable"], dry["written"]) == ([first], 2, 0)
     assert len(st.hub.events) == 3 and list(st.deadletters()) == [first]
 
-    report = replay(store, prefix, engine)
-    assert (report.replayed, report.written, report.failed_again) == (2, 1, 1)
+    report = replay()
+    assert (report["replayable"], report["written"], report["failed_again"]) == (2, 1, 1)
     sent = {e["order_id"]: e for e in st.hub.events}
     assert sorted(sent) == ["1", "2", "3", "5"] and sent["2"]["country"] == "NL"
     assert len(st.hub.events) == 4
@@ -59,6 +58,51 @@ def test_replay_from_blob_into_the_hub_once_and_keeps_what_still_fails(orders_st
     assert again["record"]["user_id"] == "u8" and again["step"] == "3:enrich"
     assert again["error_type"] == "LookupError" and again["message"]
 
-    rerun = replay(store, prefix, engine)  # only the new entry; nothing sent twice
-    assert (rerun.files, rerun.written, rerun.failed_again) == ([fresh], 0, 1)
+    rerun = replay()  # only the new entry; nothing sent twice
+    assert (rerun["files"], rerun["written"], rerun["failed_again"]) == ([fresh], 0, 1)
     assert len(st.hub.events) == 4
+
+
+def test_replay_runs_a_parked_notifications_blob_again(orders_stack, tmp_path):
+    """A notification parked on its last attempt (the hub refused every send) is the only
+    copy once the trigger's checkpoint moved on: replay runs its blob again, once."""
+    st = orders_stack
+    blob = st.put(KEY, ndjson(orders(3)))
+    st.hub.fail_sends = 10**6
+    last = FunctionContext(5, 5)  # the last retry: what fails is parked
+    FUNCTION.get_user_function()(hub_events([st.notification(blob)]), last)
+    assert st.hub.events == []
+    ((parked, doc),) = st.parked().items()
+    assert doc["error_type"] == "SinkUnavailable" and doc["blob"]["name"] == KEY
+
+    def replay(*args: str) -> dict:
+        return replayed(replay_cli(tmp_path, "azure", st.env, *args))
+
+    dry = replay("--dry-run")
+    assert (dry["files"], dry["blobs_rerun"], dry["written"]) == ([parked], 1, 0)
+    st.hub.fail_sends = 0
+    report = replay()
+    assert (report["blobs_rerun"], report["written"], report["kept"]) == (1, 3, [])
+    assert sorted(e["order_id"] for e in st.hub.events) == ["1", "2", "3"]
+    moved = parked.replace("/notifications/orders/", "/notifications/orders/_replayed/", 1)
+    assert list(st.parked()) == [moved]
+    assert replay()["files"] == [] and len(st.hub.events) == 3
+
+
+def test_replay_parks_a_notification_again_when_its_blob_still_fails(orders_stack,
+                                                                   tmp_path):
+    st = orders_stack
+    blob = st.put(KEY, ndjson(orders(2)))
+    st.hub.fail_sends = 10**6
+    last = FunctionContext(5, 5)  # the last retry: what fails is parked
+    FUNCTION.get_user_function()(hub_events([st.notification(blob)]), last)
+    ((parked, _),) = st.parked().items()
+    report = replayed(replay_cli(tmp_path, "azure", st.env))
+    (kept,) = report["kept"]
+    assert kept["file"] == parked and kept["reason"].startswith("parked again as ")
+    fresh = kept["reason"].removeprefix("parked again as ")
+    current = st.parked()
+    assert fresh in current and current[fresh]["error_type"] == "SinkUnavailable"
+    assert parked not in current  # moved under _replayed/, never run twice
+    assert parked.replace("/orders/", "/orders/_replayed/", 1) in current
+    assert st.hub.events == []

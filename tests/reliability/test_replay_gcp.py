@@ -1,8 +1,11 @@
-"""Replay on GCP: dead-letter files in the dead-letter bucket on gcp-storage-emulator
-(written by the Cloud Function), read and moved through :class:`runtimes.gcp.store.GcsStore`,
-records written through the runtime's own BigQuery sink (the real google-cloud-bigquery
+# ruff: noqa: F811  (pytest fixtures imported from the e2e conftests)
+"""``headwater replay --stack gcp``: dead-letter files in the dead-letter bucket on
+gcp-storage-emulator (written by the Cloud Function), read and moved through the runtime's
+dead-letter store (:class:`runtimes.gcp.store.GcsStore`), records written through the
+runtime's own BigQuery sink (the real google-cloud-bigquery
 client against the BigQuery stand-in, a stand-in at the REST boundary) after the users
-collection in the Firestore emulator was fixed for one of the two failed records."""
+collection in the Firestore emulator was fixed for one of the two failed records. The
+command runs with the deployed function's settings, given as the stack's outputs."""
 
 from __future__ import annotations
 
@@ -14,17 +17,16 @@ from e2e.gcp.conftest import (  # noqa: F401
     orders_stack,
 )
 
-from runtimes.core.replay import replay
-from runtimes.gcp import clients, events, main
-from runtimes.gcp.store import GcsStore
+from runtimes.gcp import events, main
 
-from .common import ndjson, orders
+from .common import ndjson, orders, replay_cli, replayed
 
 pytestmark = [pytest.mark.e2e]
 KEY = "raw/orders/2024/05/01/replay.ndjson"
 
 
-def test_replay_from_gcs_into_bigquery_once_and_keeps_what_still_fails(orders_stack):  # noqa: F811
+def test_replay_from_gcs_into_bigquery_once_and_keeps_what_still_fails(orders_stack,
+                                                                      tmp_path):
     from google.cloud import firestore
 
     st = orders_stack
@@ -44,16 +46,16 @@ def test_replay_from_gcs_into_bigquery_once_and_keeps_what_still_fails(orders_st
     firestore.Client(project=st.env["HEADWATER_PROJECT"]).collection(collection).document(
         "u9").set({**USERS[0], "user_id": "u9", "country": "NL"})
     main._reset()  # replay runs in its own process: no warm lookup cache
-    engine = main._runtime().engine
-    store = GcsStore(clients.storage(), st.deadletter)
-    prefix = st.spec.deadletter.prefix
 
-    dry = replay(store, prefix, engine, dry_run=True)
-    assert (dry.files, dry.replayed, dry.written) == ([first], 2, 0)
+    def replay(*args: str) -> dict:
+        return replayed(replay_cli(tmp_path, "gcp", st.env, *args))
+
+    dry = replay("--dry-run")
+    assert (dry["files"], dry["replayable"], dry["written"]) == ([first], 2, 0)
     assert len(st.bigquery.rows) == 3 and list(st.deadletters()) == [first]
 
-    report = replay(store, prefix, engine)
-    assert (report.replayed, report.written, report.failed_again) == (2, 1, 1)
+    report = replay()
+    assert (report["replayable"], report["written"], report["failed_again"]) == (2, 1, 1)
     rows = {r["order_id"]: r for r in st.bigquery.rows}
     assert sorted(rows) == ["1", "2", "3", "5"] and rows["2"]["country"] == "NL"
     dead = st.deadletters()
@@ -64,6 +66,6 @@ def test_replay_from_gcs_into_bigquery_once_and_keeps_what_still_fails(orders_st
     assert again["record"]["user_id"] == "u8" and again["step"] == "3:enrich"
     assert again["error_type"] == "LookupError" and again["message"]
 
-    rerun = replay(store, prefix, engine)  # only the new entry; nothing written twice
-    assert (rerun.files, rerun.written, rerun.failed_again) == ([fresh], 0, 1)
+    rerun = replay()  # only the new entry; nothing written twice
+    assert (rerun["files"], rerun["written"], rerun["failed_again"]) == ([fresh], 0, 1)
     assert len(st.bigquery.accepted) == 4

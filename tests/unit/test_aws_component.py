@@ -308,3 +308,13 @@ def test_firehose_trust_uses_the_documented_external_id_condition(graph):
     function = json.loads(graph.one("aws:iam/role:Role", "orders-role")
                           .inputs["assumeRolePolicy"])["Statement"][0]
     assert function["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+def test_function_settings_output_is_each_functions_environment(graph):
+    """`headwater replay` on AWS runs with this output: it must be what the Lambda gets."""
+    out = graph.outputs["function_settings"]
+    assert sorted(out) == ["orders", "signups"]
+    for name, settings in out.items():
+        fn = graph.one("aws:lambda/function:Function", f"{name}-function").inputs
+        assert settings == fn["environment"]["variables"]
+        assert settings["HEADWATER_PIPELINE"] == name

@@ -359,3 +359,17 @@ def test_claims_table_and_the_lease_beyond_the_function_timeout_are_app_settings
     with pytest.raises(Exception, match="lookup table 'claims' would be Table Storage table "
                                         "'hwordersclaims', the pipeline's claims table"):
         run_program(config, tmp_path)
+
+
+def test_function_settings_output_is_headwaters_app_settings_without_secret_refs(graph):
+    """`headwater replay` on Azure runs with this output: headwater's own app settings,
+    without the Key Vault references (the operator's shell supplies a secret's value)."""
+    out = graph.outputs["function_settings"]
+    assert sorted(out) == ["orders", "signups"]
+    for name, settings in out.items():
+        app = _settings(graph, name)
+        assert settings == {k: v for k, v in app.items() if k.startswith("HEADWATER_")
+                            and not k.startswith("HEADWATER_SECRET_")}
+        assert "HEADWATER_BLOB_ACCOUNT_URL" in settings and "HEADWATER_PROCESSED_HUB" in settings
+    assert "HEADWATER_SECRET_EMAIL_KEY" in _settings(graph, "signups")
+    assert "HEADWATER_SECRET_EMAIL_KEY" not in out["signups"]

@@ -255,3 +255,13 @@ def test_timeout_over_the_push_ack_deadline_is_refused(artifact):
     config = _with(example_config(), limits={"timeout_s": 900})
     with pytest.raises(PlanError, match="timeout_s=900 is over 600"):
         plan(config, artifact)
+
+
+def test_function_settings_output_is_each_functions_environment(graph):
+    """`headwater replay` on GCP runs with this output: it must be what the function gets."""
+    out = graph.outputs["function_settings"]
+    assert sorted(out) == ["orders", "signups"]
+    for name, settings in out.items():
+        fn = child(graph, "cloudfunctionsv2/function:Function", f"{name}-function")
+        assert settings == fn["serviceConfig"]["environmentVariables"]
+        assert settings["HEADWATER_PIPELINE"] == name
