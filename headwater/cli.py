@@ -479,13 +479,23 @@ def forget(
     if not sep or not field_name.strip():
         raise fail(f"--where {where!r}: expected FIELD=VALUE, e.g. user_id=u42")
     manifest = _local_manifest(stack, project_dir, pipeline)
-    report = forget_local(manifest, root, warehouse, field_name.strip(), value)
+    try:
+        report = forget_local(manifest, root, warehouse, field_name.strip(), value)
+    except Exception as exc:
+        raise fail(f"forget in pipeline {pipeline!r} failed: {type(exc).__name__}: {exc}") from None
     console.print(escape(f"forgot {field_name}={value} in pipeline {pipeline!r}: "
                          f"{report.rows} warehouse row(s), {report.entries} dead-letter "
                          f"entries or raw records in {len(report.files)} file(s)"),
                   highlight=False)
     for name in report.files:
         console.print(f"  rewritten: {name}", markup=False, highlight=False)
+    for name, why in report.unreadable:
+        err.print(f"[yellow]warning:[/] {escape(f'cannot read {name}: {why}')}",
+                  highlight=False, soft_wrap=True)
+    if report.unreadable:
+        raise fail(f"{len(report.unreadable)} raw object(s) above could not be read and were "
+                   f"NOT checked for {field_name}={value}: handle them by hand (fix or delete "
+                   "them); everything else was forgotten")
 
 
 @app.command(cls=_Command)

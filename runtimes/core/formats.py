@@ -24,7 +24,8 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["Bad", "Chunk", "DecodeError", "decode", "open_stream", "prepend"]
+__all__ = ["Bad", "Chunk", "CSVLines", "DecodeError", "decode", "format_of", "is_gzip",
+           "open_stream", "prepend", "unique_header"]
 
 READ_SIZE = 1 << 20  # 1 MiB reads
 CHUNK_RECORDS = 1000
@@ -102,7 +103,7 @@ def open_stream(stream: IO[bytes], key: str = "", compression: str = "auto") -> 
         return stream
     head = stream.read(2)
     rest: IO[bytes] = io.BufferedReader(_Prefixed(head, stream), READ_SIZE)
-    if compression == "gzip" or key.endswith(".gz") or head == GZIP_MAGIC:
+    if is_gzip(key, head, compression):
         if head and head != GZIP_MAGIC:
             raise DecodeError(f"{key or 'object'} is named or configured as gzip but is not gzip data")
         return _Gunzip(rest)  # type: ignore[return-value]  # short reads: data before damage is kept
@@ -160,8 +161,17 @@ class _FinishedZ:
         return b""
 
 
-def _format_of(key: str, fmt: str) -> str:
-    if fmt:
+def is_gzip(key: str, head: bytes, compression: str = "auto") -> bool:
+    """True when an object is read as gzip: so configured, named ``.gz`` or starting with
+    the gzip magic bytes (``head``: its first bytes)."""
+    return compression != "none" and (compression == "gzip" or key.endswith(".gz")
+                                      or head[:2] == GZIP_MAGIC)
+
+
+def format_of(key: str, fmt: str = "auto") -> str:
+    """The format an object is decoded as: ``fmt`` unless ``auto``, else told by the
+    key's suffix (``.gz`` aside). Raises :class:`DecodeError` when the suffix says none."""
+    if fmt and fmt != "auto":
         return fmt
     name = key.removesuffix(".gz")
     for ext, f in ((".ndjson", "ndjson"), (".jsonl", "ndjson"), (".json", "json"),
@@ -174,7 +184,7 @@ def _format_of(key: str, fmt: str) -> str:
 def decode(stream: IO[bytes], fmt: str = "", key: str = "", compression: str = "auto",
            *, chunk_records: int = CHUNK_RECORDS, csv_delimiter: str = ",") -> Iterator[Chunk]:
     """Decode one object into chunks of records; see the module docstring."""
-    fmt = _format_of(key, "" if fmt == "auto" else fmt)
+    fmt = format_of(key, fmt)
     raw = open_stream(stream, key, compression)
     pos = _Position()
     if fmt == "ndjson":
@@ -511,9 +521,10 @@ def _json_array(raw: IO[bytes], buf: bytes, i: int, chunk_records: int) -> Itera
             start = 0
 
 
-class _Lines:
-    """The text lines a CSV reader consumes, kept until the next row starts, so that a
-    row the reader refuses is dead-lettered with its exact input."""
+class CSVLines:
+    """The text lines a CSV reader consumes, kept in ``taken`` until the next row starts,
+    so that a row the reader refuses is dead-lettered with its exact input (and forget
+    can write the rows it keeps exactly as they were)."""
 
     __slots__ = ("it", "taken")
 
@@ -521,7 +532,7 @@ class _Lines:
         self.it = iter(text)
         self.taken: list[str] = []
 
-    def __iter__(self) -> _Lines:
+    def __iter__(self) -> CSVLines:
         return self
 
     def __next__(self) -> str:
@@ -540,7 +551,7 @@ class _Lines:
 
 def _csv(raw: IO[bytes], chunk_records: int, delimiter: str, pos: _Position) -> Iterator[Chunk]:
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    lines = _Lines(text)  # type: ignore[arg-type]
+    lines = CSVLines(text)  # type: ignore[arg-type]
     # strict: a quote left open at the end is an error, not a field that swallows the
     # rows after it
     reader = csv.reader(lines, delimiter=delimiter, strict=True)

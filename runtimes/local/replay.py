@@ -7,13 +7,20 @@ records the file in ``_headwater_replayed``; the file is then moved under
 recorded: the next replay only moves it, never writes its records twice.
 
 Forget: deletes the rows whose ``field`` equals ``value`` from the pipeline's table, and
-rewrites every dead-letter file (replayed ones too) and raw source object under the
-pipeline's prefix (NDJSON, JSON lines) without the records holding that value.
+rewrites every dead-letter file (replayed ones too) and every raw source object the
+pipeline reads (NDJSON, JSON, CSV, Parquet; gzip ones stay gzip) without the records
+holding that value. An object that cannot be read is left as it is and reported, never
+skipped in silence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,15 @@ import orjson
 from transforms.contract import Context
 
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
+from ..core.formats import (
+    BOM,
+    CSVLines,
+    DecodeError,
+    format_of,
+    is_gzip,
+    open_stream,
+    unique_header,
+)
 from ..core.replay import ReplayReport, replay
 from .deadletter import FolderDeadLetter
 from .duckdb_sink import DuckDBSink, quote
@@ -112,6 +128,7 @@ class ForgetReport:
     rows: int = 0
     files: list[str] = field(default_factory=list)  # dead-letter and raw files rewritten
     entries: int = 0  # dead-letter entries and raw records removed
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (raw object, why)
 
 
 def _holds(doc: Any, field_name: str, value: str) -> bool:
@@ -136,6 +153,9 @@ def forget_local(manifest: Mapping[str, Any], root: str | Path, warehouse: str |
 
     root = Path(root)
     spec = PipelineSettings.from_manifest(manifest)
+    store = FolderStore(root)
+    raw = [name for name in store.list(spec.prefix) if spec.wants(name)]
+    _need_pyarrow(raw, spec.format)  # before anything changes
     report = ForgetReport()
     if Path(warehouse).exists():
         with duckdb.connect(str(warehouse)) as con:
@@ -148,14 +168,28 @@ def forget_local(manifest: Mapping[str, Any], root: str | Path, warehouse: str |
                     f"CAST({quote(field_name)} AS VARCHAR) = ?", [value]).fetchone()
                 con.execute(f"DELETE FROM {quote(spec.table)} WHERE "
                             f"CAST({quote(field_name)} AS VARCHAR) = ?", [value])
-    store = FolderStore(root)
     for name in list(store.list(f"{PREFIX}{spec.name}/")):
         _rewrite(store, name, report, lambda e: _holds(e, field_name, value) or (
             bool(e.get("raw")) and _raw_holds(str(e["raw"]).encode(), field_name, value)))
-    for name in list(store.list(spec.prefix)):
-        if name.endswith((".ndjson", ".jsonl")):
-            _rewrite_raw(store, name, report, field_name, value)
+    for name in raw:
+        _rewrite_raw(store, name, report, spec, field_name, value)
     return report
+
+
+def _need_pyarrow(names: list[str], fmt: str) -> None:
+    for name in names:
+        try:
+            parquet = format_of(name, fmt) == "parquet"
+        except DecodeError:
+            continue  # reported as unreadable when its turn comes
+        if parquet:
+            try:
+                import pyarrow.parquet  # noqa: F401
+            except ImportError:
+                raise RuntimeError(f"{name} is a Parquet object and forget needs pyarrow to "
+                                   "rewrite it: install headwater[parquet] (nothing was "
+                                   "changed)") from None
+            return
 
 
 def _rewrite(store: FolderStore, name: str, report: ForgetReport, holds) -> None:
@@ -171,12 +205,101 @@ def _rewrite(store: FolderStore, name: str, report: ForgetReport, holds) -> None
         store.delete(name)
 
 
-def _rewrite_raw(store: FolderStore, name: str, report: ForgetReport, field_name: str,
-                 value: str) -> None:
-    lines = store.read(name).splitlines()
-    keep = [x for x in lines if not (x.strip() and _raw_holds(x, field_name, value))]
-    if len(keep) == len(lines):
+# A raw object's content (gunzipped) without the records holding the value, and how many
+# records went; None when none did.
+_Without = Callable[[bytes, str, str, PipelineSettings], tuple[bytes, int] | None]
+
+
+def _rewrite_raw(store: FolderStore, name: str, report: ForgetReport, spec: PipelineSettings,
+                 field_name: str, value: str) -> None:
+    data = store.read(name)
+    if not data:
         return
-    report.entries += len(lines) - len(keep)
+    try:
+        without = _WITHOUT[format_of(name, spec.format)]
+        gz = is_gzip(name, data, spec.compression)
+        plain = open_stream(io.BytesIO(data), name, spec.compression).read() if gz else data
+        done = without(plain, field_name, value, spec)
+    except (ValueError, EOFError, zlib.error, csv.Error) as exc:  # damage: the object is kept
+        report.unreadable.append((name, f"{type(exc).__name__}: {exc}"))
+        return
+    if done is None:
+        return
+    out, removed = done
+    report.entries += removed
     report.files.append(name)
-    store.write(name, b"".join(x + b"\n" for x in keep))
+    store.write(name, gzip.compress(out) if gz else out)
+
+
+def _ndjson_without(data: bytes, field_name: str, value: str,
+                    spec: PipelineSettings) -> tuple[bytes, int] | None:
+    lines = data.split(b"\n")  # as the decoder splits; the kept lines stay byte for byte
+    keep = [x for x in lines if not (x.strip() and _raw_holds(x, field_name, value))]
+    return (b"\n".join(keep), len(lines) - len(keep)) if len(keep) < len(lines) else None
+
+
+def _json_without(data: bytes, field_name: str, value: str,
+                  spec: PipelineSettings) -> tuple[bytes, int] | None:
+    doc = json.loads(data.decode("utf-8-sig"))  # json, not orjson: integers stay exact
+    if not isinstance(doc, list):  # one document: one record
+        return (b"", 1) if _holds(doc, field_name, value) else None
+    keep = [x for x in doc if not _holds(x, field_name, value)]
+    if len(keep) == len(doc):
+        return None
+    return json.dumps(keep, ensure_ascii=False).encode(), len(doc) - len(keep)
+
+
+def _csv_without(data: bytes, field_name: str, value: str,
+                 spec: PipelineSettings) -> tuple[bytes, int] | None:
+    lines = CSVLines(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig",  # type: ignore[arg-type]
+                                      errors="surrogateescape", newline=""))
+    reader = csv.reader(lines, delimiter=spec.csv_delimiter, strict=True)
+    header = unique_header(next(reader, []))
+    if field_name not in header:
+        return None
+    col = header.index(field_name)
+    keep = lines.taken[:]  # each row is written back as its own input text, quoting and all
+    removed = 0
+    for row in reader:
+        if len(row) > col and row[col] == value:
+            removed += 1
+        else:
+            keep.extend(lines.taken)
+        lines.taken.clear()
+    if not removed:
+        return None
+    bom = BOM if data.startswith(BOM) else b""
+    return bom + "".join(keep).encode("utf-8", "surrogateescape"), removed
+
+
+_CODECS = {"UNCOMPRESSED": "none", "LZ4_RAW": "lz4"}  # Parquet metadata -> pyarrow's names
+
+
+def _parquet_without(data: bytes, field_name: str, value: str,
+                     spec: PipelineSettings) -> tuple[bytes, int] | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(io.BytesIO(data))
+        if field_name not in pf.schema_arrow.names:
+            return None
+        table = pf.read()
+    except pa.ArrowException as exc:
+        raise DecodeError(f"not a readable Parquet file: {exc}") from exc
+    try:
+        text = pc.cast(table[field_name], pa.string())
+    except pa.ArrowException as exc:
+        raise DecodeError(f"column {field_name!r} cannot be compared as text: {exc}") from exc
+    kept = table.filter(pc.invert(pc.fill_null(pc.equal(text, value), False)))
+    if kept.num_rows == table.num_rows:
+        return None
+    codec = pf.metadata.row_group(0).column(0).compression
+    out = io.BytesIO()
+    pq.write_table(kept, out, compression=_CODECS.get(codec, codec.lower()))
+    return out.getvalue(), table.num_rows - kept.num_rows
+
+
+_WITHOUT: dict[str, _Without] = {"ndjson": _ndjson_without, "json": _json_without,
+                                "csv": _csv_without, "parquet": _parquet_without}

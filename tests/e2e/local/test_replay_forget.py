@@ -5,8 +5,10 @@ removes a person from the warehouse, the dead-letters and the raw objects."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import duckdb
@@ -106,3 +108,98 @@ def test_forget_removes_a_person_from_warehouse_deadletters_and_raw(project: Pat
     assert '"u1"' not in raw and '"u2"' in raw  # others stay
     assert "2 warehouse row(s)" in result.output
     assert cli(project, "forget", "--pipeline", "orders", "--where", "nofield").exit_code == 1
+
+
+def ndjson(records: list[dict]) -> bytes:
+    return "".join(json.dumps(x) + "\n" for x in records).encode()
+
+
+CSV = ('order_id,user_id,value,category,ts\n'
+       '1,u1,2.5,books,2024-05-03T10:00:00Z\n'
+       '2,u2,3,"toys\nand games",2024-05-03T10:00:00Z\n'   # a quoted newline
+       '3,"u1",7,"food, fresh",2024-05-03T10:00:00Z\n'
+       '4,u3,1,u1,2024-05-03T10:00:00Z\n')                   # u1, but not as user_id
+CSV_KEPT = ('order_id,user_id,value,category,ts\n'
+            '2,u2,3,"toys\nand games",2024-05-03T10:00:00Z\n'
+            '4,u3,1,u1,2024-05-03T10:00:00Z\n')
+
+
+def parquet(path: Path, user_ids: list[str | None]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({
+        "order_id": pa.array([str(i) for i in range(1, len(user_ids) + 1)]),
+        "user_id": pa.array(user_ids, pa.string()),
+        "value": pa.array([1.5] * len(user_ids), pa.float64()),
+    }), path)
+
+
+def test_forget_rewrites_gzip_csv_json_and_parquet_raw_objects(project: Path):
+    import pyarrow.parquet as pq
+
+    raw = project / "data" / "raw" / "orders" / "2024" / "05"
+    (raw / "02").mkdir(parents=True)
+    (raw / "02" / "day.ndjson.gz").write_bytes(gzip.compress(ndjson(LINES)))
+    (raw / "02" / "magic.ndjson").write_bytes(gzip.compress(ndjson(LINES)))  # gzip by its bytes
+    (raw / "02" / "day.csv").write_text(CSV, newline="")
+    (raw / "02" / "day.csv.gz").write_bytes(gzip.compress(CSV.encode()))
+    (raw / "02" / "day.json").write_text(json.dumps([
+        {"order_id": "1", "user_id": "u1"},
+        {"order_id": "2", "user_id": "u2", "big": 12345678901234567890123}]))
+    parquet(raw / "02" / "day.parquet", ["u1", "u2", "u1", None])
+    schema = pq.read_schema(raw / "02" / "day.parquet")
+
+    result = cli(project, "forget", "--pipeline", "orders", "--where", "user_id=u1")
+    assert result.exit_code == 0, result.output
+    # KEY 2 lines, both gzip ndjson 2 each, csv 2, csv.gz 2, json 1, parquet 2
+    assert "13 dead-letter entries or raw records in 7 file(s)" in " ".join(result.output.split())
+
+    others = ndjson([x for x in LINES if x["user_id"] != "u1"])
+    for name in ("day.ndjson.gz", "magic.ndjson"):
+        data = (raw / "02" / name).read_bytes()
+        assert data[:2] == b"\x1f\x8b" and gzip.decompress(data) == others
+    assert (raw / "02" / "day.csv").read_bytes() == CSV_KEPT.encode()
+    data = (raw / "02" / "day.csv.gz").read_bytes()
+    assert data[:2] == b"\x1f\x8b" and gzip.decompress(data) == CSV_KEPT.encode()
+    assert json.loads((raw / "02" / "day.json").read_text()) == [
+        {"order_id": "2", "user_id": "u2", "big": 12345678901234567890123}]
+    pf = pq.ParquetFile(raw / "02" / "day.parquet")
+    assert pf.schema_arrow == schema
+    assert pf.metadata.row_group(0).column(0).compression == "SNAPPY"
+    assert pf.read().to_pylist() == [
+        {"order_id": "2", "user_id": "u2", "value": 1.5},
+        {"order_id": "4", "user_id": None, "value": 1.5}]
+
+    again = cli(project, "forget", "--pipeline", "orders", "--where", "user_id=u1")
+    assert again.exit_code == 0 and "in 0 file(s)" in " ".join(again.output.split())
+
+
+def test_forget_reports_a_truncated_gzip_and_still_rewrites_the_rest(project: Path):
+    raw = project / "data" / "raw" / "orders" / "2024" / "05" / "02"
+    raw.mkdir(parents=True)
+    broken = gzip.compress(ndjson(LINES))[:-30]
+    (raw / "broken.ndjson.gz").write_bytes(broken)
+    (raw / "good.ndjson.gz").write_bytes(gzip.compress(ndjson(LINES)))
+
+    result = cli(project, "forget", "--pipeline", "orders", "--where", "user_id=u1")
+    assert result.exit_code == 1
+    assert "raw/orders/2024/05/02/broken.ndjson.gz" in result.output
+    assert "NOT checked" in result.output and "by hand" in result.output
+    assert (raw / "broken.ndjson.gz").read_bytes() == broken
+    others = ndjson([x for x in LINES if x["user_id"] != "u1"])
+    assert gzip.decompress((raw / "good.ndjson.gz").read_bytes()) == others
+    assert '"u1"' not in (project / "data" / KEY).read_text()
+
+
+def test_forget_without_pyarrow_names_the_parquet_object_and_changes_nothing(
+        project: Path, monkeypatch: pytest.MonkeyPatch):
+    path = project / "data" / "raw" / "orders" / "day.parquet"
+    parquet(path, ["u1", "u2"])
+    before = path.read_bytes(), (project / "data" / KEY).read_bytes()
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails
+
+    result = cli(project, "forget", "--pipeline", "orders", "--where", "user_id=u1")
+    assert result.exit_code == 1
+    assert "raw/orders/day.parquet" in result.output and "headwater[parquet]" in result.output
+    assert (path.read_bytes(), (project / "data" / KEY).read_bytes()) == before
