@@ -33,7 +33,10 @@ values = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False) | text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
     max_leaves=10)
-records = st.lists(st.dictionaries(text, values, min_size=1, max_size=4), max_size=12)
+# `_headwater_id` is the engine's: it stamps every record with its source's id (hypothesis
+# also draws the literals of the code under test, so it does try that key)
+records = st.lists(st.dictionaries(text.filter(lambda k: k != "_headwater_id"), values,
+                                   min_size=1, max_size=4), max_size=12)
 
 
 def run(data: bytes, key: str):
