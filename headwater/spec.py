@@ -295,10 +295,60 @@ def parse_stack(config: Mapping[str, Any], source: str = "") -> StackConfig:
         return StackConfig.model_validate(raw)
     except ValidationError as exc:
         lines = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{_path(tuple(err['loc']))}: {msg}")
+        errors = exc.errors()
+        unknown = {tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"}
+        for err in errors:
+            loc = tuple(err["loc"])
+            msg = ("unknown key" if err["type"] == "extra_forbidden"
+                   else err["msg"].removeprefix("Value error, "))
+            if err["type"] == "missing" and any(u[:-1] == loc[:-1] for u in unknown):
+                continue  # said with the misspelt key beside it: "did you mean ..."
+            lines.append(f"{_path(loc)}: {msg}{_did_you_mean(err)}")
         raise SpecError(lines, source) from None
+
+
+def _did_you_mean(err: Mapping[str, Any]) -> str:
+    """A hint for a misspelt key (the keys its place allows) or choice (the choices)."""
+    import difflib
+
+    loc, given = tuple(err["loc"]), err.get("input")
+    if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        model, given = _model_at(loc[:-1]), loc[-1]
+        if model is None:
+            return ""
+        allowed = sorted(f.alias or n for n, f in model.model_fields.items())
+        close = difflib.get_close_matches(given, allowed, n=1, cutoff=0.7)
+        return (f"; did you mean {close[0]!r}?" if close else "") + \
+            f" (allowed here: {', '.join(allowed)})"
+    if err["type"] == "literal_error" and isinstance(given, str):
+        choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+        close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]!r}?" if close else ""
+    return ""
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``loc`` (from :class:`StackConfig`)."""
+    model: type[BaseModel] | None = StackConfig
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue  # a list's item: the same model
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None)
+        model = _model_in(field.annotation) if field is not None else None
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def load_stack_file(path: str | Path) -> StackConfig:

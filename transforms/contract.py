@@ -240,8 +240,12 @@ def instantiate(obj: Any, settings: Mapping[str, Any] | None, name: str = "") ->
         if not accepts_any:
             for key in sorted(settings):
                 if key not in params:
+                    import difflib
+
                     known = ", ".join(sorted(params)) or "none"
-                    raise SettingsError(key, f"unknown setting (accepted: {known})")
+                    close = difflib.get_close_matches(key, list(params), n=1, cutoff=0.7)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise SettingsError(key, f"unknown setting{hint} (accepted: {known})")
         for pname, p in params.items():
             if (p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
                     and pname not in settings):

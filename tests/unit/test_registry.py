@@ -111,6 +111,8 @@ def test_unknown_name_without_close_match_gives_no_hint():
     [
         ("scale", {"factor": 2}, "field", "required setting is missing"),
         ("scale", {"field": "n", "bogus": 1}, "bogus", "unknown setting (accepted: factor, field)"),
+        ("scale", {"field": "n", "factr": 2}, "factr",
+         "unknown setting; did you mean 'factor'? (accepted: factor, field)"),
         ("scale", {"field": "n", "factor": -1}, "factor", "must be a positive integer"),
         ("picky", {"mode": "z"}, "mode", "mode: 'z' is not one of a, b"),
         ("upper", {"x": 1}, "x",

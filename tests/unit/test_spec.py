@@ -47,13 +47,13 @@ def test_every_problem_is_reported_with_its_path():
                    limits={"max_concurrency": 1, "timeout_s": 901})
     err = errors_of({"headwater:cloud": "ibm", "headwater:pipelines": [pipeline(), bad]})
     assert err.errors == [
-        "headwater:cloud: Input should be 'aws', 'gcp', 'azure' or 'local'",
+        "headwater:cloud: Input should be 'aws', 'gcp', 'azure' or 'local'",  # no near miss
         "headwater:pipelines[1].name: must be lower-case letters, digits, '-' or '_', start with "
         "a letter, at most 40 characters (it becomes part of cloud resource names)",
         "headwater:pipelines[1].source.prefix: must not start with '/' (object keys have no "
         "leading slash)",
         "headwater:pipelines[1].transforms[1].use: String should have at least 1 character",
-        "headwater:pipelines[1].transforms[2].opt: Extra inputs are not permitted",
+        "headwater:pipelines[1].transforms[2].opt: unknown key (allowed here: use, with)",
         "headwater:pipelines[1].sink.table: must be letters, digits and '_' and start with a "
         "letter or '_'",
         "headwater:pipelines[1].limits.max_concurrency: Input should be greater than or equal "
@@ -89,9 +89,31 @@ def test_keys_with_or_without_namespace_and_aws_region():
     assert explicit.region == "us-east-1"
 
 
-def test_unknown_stack_key_is_refused():
+def test_unknown_stack_key_is_refused_with_the_key_it_resembles():
     assert errors_of({"headwater:pipelines": [pipeline()], "headwater:colud": "aws"}).errors == [
-        "headwater:colud: Extra inputs are not permitted"]
+        "headwater:colud: unknown key; did you mean 'cloud'? (allowed here: alarm_email, "
+        "alerts, arch, cloud, kms_key, layers, pipelines, python, region, tracing)"]
+
+
+def test_a_new_users_typos_name_the_key_or_choice_they_resemble():
+    p = pipeline()
+    typos = {**p, "nmae": p["name"], "source": {**p["source"], "fromat": "ndjson"},
+             "sink": {**p["sink"], "partiton": "day"}}
+    del typos["name"]
+    errors = errors_of({"headwater:pipelines": [typos], "headwater:cloud": "locl"}).errors
+    # the key the misspelling stands for is not also reported as missing
+    assert not any("Field required" in e for e in errors)
+    assert sorted(e.split(" (allowed")[0] for e in errors) == [
+        "headwater:cloud: Input should be 'aws', 'gcp', 'azure' or 'local'; "
+        "did you mean 'local'?",
+        "headwater:pipelines[0].nmae: unknown key; did you mean 'name'?",
+        "headwater:pipelines[0].sink.partiton: unknown key; did you mean 'partition'?",
+        "headwater:pipelines[0].source.fromat: unknown key; did you mean 'format'?",
+    ]
+    far = pipeline(sink={**p["sink"], "colour": "red"})
+    (error,) = errors_of({"headwater:pipelines": [far]}).errors
+    assert error == ("headwater:pipelines[0].sink.colour: unknown key (allowed here: columns, "
+                     "existing, partition, table)")
 
 
 def test_pipeline_lookup_by_name():
