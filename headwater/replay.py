@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import orjson
 
@@ -67,17 +68,8 @@ def function_environment(settings: Mapping[str, str],
     with tempfile.TemporaryDirectory(prefix="headwater-replay-") as tmp:
         path = Path(tmp) / MANIFEST_NAME
         path.write_bytes(orjson.dumps(manifest))
-        env = {**settings, "HEADWATER_MANIFEST": str(path)}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with mock.patch.dict(os.environ, {**settings, "HEADWATER_MANIFEST": str(path)}):
             yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def replay_deployed(cloud: str, manifest: Mapping[str, Any], settings: Mapping[str, str], *,
