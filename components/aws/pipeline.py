@@ -254,6 +254,7 @@ class Pipeline(pulumi.ComponentResource):
                             bucket_arn=self.curated_bucket.arn, arns=self._ids, kms_key=kms)
         self.stream, self.firehose_role = sink.stream, sink.role
         self.glue_database, self.glue_table = sink.database, sink.table
+        self.dedup_view = sink.view
         if spec.deadletter.bucket:
             self._dl_name: pulumi.Input[str] = spec.deadletter.bucket
             self._dl_arn = pulumi.Output.concat("arn:", self._ids["partition"], ":s3:::",

@@ -16,7 +16,8 @@ import pulumi_aws as aws
 
 from . import policy
 
-__all__ = ["Sink", "bucket_prefix", "firehose_prefixes", "glue_name", "secure_bucket", "sink"]
+__all__ = ["Sink", "bucket_prefix", "dedup_query", "firehose_prefixes", "glue_name", "presto_view",
+           "secure_bucket", "sink"]
 
 Make = Callable[..., Any]
 
@@ -60,6 +61,29 @@ def firehose_prefixes(table: str, partition: str) -> tuple[str, str]:
 
 # every row's stable id (bucket, key, version, line, fan-out index), written by the function
 ID_COLUMN = "_headwater_id"
+# sink.columns types (Hive names in Glue) as Athena's Trino engine names them in a view
+TRINO_TYPES = {"string": "varchar", "int": "integer"}
+
+
+def dedup_query(database: str, table: str, columns: list[str]) -> str:
+    """One row per ``_headwater_id`` (Athena SQL). Firehose has no idempotent write: a
+    function killed between Firehose taking a batch and its checkpoint resends that batch
+    on redelivery, with the same ids; readers who must never see a copy read this view.
+    ``columns``: the table's columns, partition keys included, in order."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    return (f'SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY "{ID_COLUMN}") '
+            f'AS "_row" FROM "{database}"."{table}") WHERE "_row" = 1')
+
+
+def presto_view(database: str, sql: str, columns: Mapping[str, str]) -> str:
+    """The ``ViewOriginalText`` by which Athena knows a Glue table as a view: its SQL and
+    columns (Trino types), base64 JSON in a comment, as Athena's ``CREATE VIEW`` writes it."""
+    import base64
+    import json
+
+    doc = {"originalSql": sql, "catalog": "awsdatacatalog", "schema": database,
+           "columns": [{"name": c, "type": TRINO_TYPES.get(t, t)} for c, t in columns.items()]}
+    return "/* Presto View: " + base64.b64encode(json.dumps(doc).encode()).decode() + " */"
 
 
 def secure_bucket(make: Make, key: str, name: str, *, prefix: str, kms_key: str | None,
@@ -105,6 +129,7 @@ class Sink:
     role: aws.iam.Role
     database: aws.glue.CatalogDatabase
     table: aws.glue.CatalogTable
+    view: aws.glue.CatalogTable
 
 
 def sink(make: Make, name: str, *, table: str, partition: str, columns: Mapping[str, str],
@@ -152,6 +177,24 @@ def sink(make: Make, name: str, *, table: str, partition: str, columns: Mapping[
             "location": pulumi.Output.concat("s3://", bucket_name, f"/{table}/"),
             "columns": [{"name": c, "type": t} for c, t in {**columns, ID_COLUMN: "string"}.items()],
         },
+    })
+
+    # the de-duplicating view <table>_dedup, over the table's columns and partition keys
+    view_columns = {**{c: t.strip().lower() for c, t in columns.items()}, ID_COLUMN: "string",
+                    **{k["name"]: k["type"] for k in keys}}
+    view = make(None, aws.glue.CatalogTable, f"{name}-dedup-view", {
+        "name": f"{table.lower()}_dedup",
+        "database_name": db.name,
+        "description": f"{table}, one row per {ID_COLUMN}",
+        "table_type": "VIRTUAL_VIEW",
+        "parameters": {"presto_view": "true", "comment": "Presto View"},
+        "view_original_text": pulumi.Output.all(db.name, glue_table.name).apply(
+            lambda p: presto_view(p[0], dedup_query(p[0], p[1], list(view_columns)),
+                                  view_columns)),
+        "view_expanded_text": "/* Presto View */",
+        "storage_descriptor": {
+            "columns": [{"name": c, "type": t} for c, t in view_columns.items()],
+            "ser_de_info": {"name": "-", "serialization_library": "-"}},
     })
 
     role = make("firehose_role", aws.iam.Role, f"{name}-firehose-role", {
@@ -205,4 +248,4 @@ def sink(make: Make, name: str, *, table: str, partition: str, columns: Mapping[
             },
         },
     }, depends_on=[role_policy])
-    return Sink(stream=stream, role=role, database=db, table=glue_table)
+    return Sink(stream=stream, role=role, database=db, table=glue_table, view=view)

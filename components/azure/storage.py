@@ -76,15 +76,27 @@ def mapping_name(table: str) -> str:
 
 
 def kusto_script(pipeline: str, table: str, columns: Mapping[str, str]) -> str:
-    """KQL control commands creating the table and its JSON ingestion mapping (idempotent:
-    ``.create-merge`` adds columns, ``.create-or-alter`` replaces the mapping)."""
+    """KQL control commands creating the table, its JSON ingestion mapping and its
+    de-duplicating function (idempotent: ``.create-merge`` adds columns,
+    ``.create-or-alter`` replaces the mapping and the function)."""
     cols = {**{c: kusto_type(c, t, pipeline) for c, t in columns.items()}, HEADWATER_ID: "string"}
     schema = ", ".join(f"['{c}']:{t}" for c, t in cols.items())
     mapping = json.dumps([{"column": c, "path": f"$['{c}']", "datatype": t}
                           for c, t in cols.items()], separators=(",", ":"))
     return (f".create-merge table ['{table}'] ({schema})\n\n"
             f".create-or-alter table ['{table}'] ingestion json mapping "
-            f"'{mapping_name(table)}' '{mapping}'")
+            f"'{mapping_name(table)}' '{mapping}'\n\n"
+            f"{dedup_function(table)}")
+
+
+def dedup_function(table: str) -> str:
+    """The stored function ``<table>_dedup()``: one row per ``_headwater_id``. Event Hubs
+    has no idempotent send: a function killed between the hub taking a batch and its
+    checkpoint resends that batch with the same ids; readers who must never see a copy
+    query this function (for a large table, a materialized view with the same body)."""
+    return (f".create-or-alter function with (folder = 'headwater', docstring = "
+            f"'{table}, one row per {HEADWATER_ID}') ['{table}_dedup']() "
+            f"{{ ['{table}'] | summarize take_any(*) by ['{HEADWATER_ID}'] }}")
 
 
 @dataclass

@@ -166,8 +166,9 @@ Columns: *records in* (distinct input records, counted by `order_id`), *in sink*
 (distinct records in the warehouse's storage), *dead-lettered* (entries that carry the
 record and say why), *held for redelivery* (a message in the SQS DLQ, a notification on
 the Pub/Sub dead-letter topic, a notification parked in the dead-letter container, an
-object the local runner leaves unprocessed), *duplicate rows* (extra copies in the storage: each
-carries its original's `_headwater_id`, so the de-dup on it removes them), *lost*.
+object the local runner leaves unprocessed), *duplicate rows* (extra copies in the storage:
+each carries its original's `_headwater_id`, so `<table>_dedup`, the de-duplicating view
+(a function on Data Explorer) every cloud stack creates, shows one row for them), *lost*.
 
 Cells:
 
@@ -187,7 +188,8 @@ Lost records over all cells: **{lost}**.{missing(rows)}
   process running the handler; SQS redelivery is the queue's own (visibility, receive
   count, redrive to the DLQ). Firehose has no idempotent write: a kill between its
   accepting a batch and the checkpoint resends that batch on redelivery, with the same
-  `_headwater_id`s (query through a de-dup on it).
+  `_headwater_id`s: the Athena view `<table>_dedup` (a Glue view, one row per id) hides
+  them.
 - gcp: the Cloud Function's entry point served by the real functions-framework app,
   given the Pub/Sub push bodies of GCS notifications, on gcp-storage-emulator (objects,
   dead-letter bucket) and the Firestore emulator (users lookup, the idempotency

@@ -237,7 +237,8 @@ def test_killed(st):
     _expire_claims(st)
     drain(st)
     row = finish(st, "killed", recs, "SIGKILL after half a batch; redelivery resumed at the "
-                 "last checkpoint, resending that half batch with the same ids",
+                 "last checkpoint, resending that half batch with the same ids (the Athena "
+                 "view <table>_dedup shows one row per id)",
                  at_least_once=True)
     assert row.duplicates == 2  # the half (2 of 4 rows) of the batch the kill interrupted
 

@@ -262,7 +262,7 @@ def test_killed(st, tmp_path):
     assert deliver([body]) == ["ok"]  # the checkpoint did not move: the batch comes again
     row = finish(st, "killed", recs, "SIGKILL after half a batch; the events came again, the "
                  "claim resumed at its checkpoint and resent that half batch with the same "
-                 "ids (a de-dup on _headwater_id in Data Explorer drops them)",
+                 "ids (the function <table>_dedup() in Data Explorer shows one row per id)",
                  at_least_once=True, sent=before)
     assert row.duplicates == 2
 

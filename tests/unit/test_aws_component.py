@@ -32,7 +32,7 @@ PER_PIPELINE = {
     "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
     "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": 1,
     "aws:glue/catalogDatabase:CatalogDatabase": 1,
-    "aws:glue/catalogTable:CatalogTable": 1,
+    "aws:glue/catalogTable:CatalogTable": 2,  # the table and its de-duplicating view
     "aws:iam/role:Role": 2,  # function + Firehose
     "aws:iam/rolePolicy:RolePolicy": 2,
     "aws:cloudwatch/metricAlarm:MetricAlarm": 5,
@@ -227,6 +227,41 @@ def test_firehose_converts_to_parquet_partitioned_by_day_through_the_glue_table(
     params = table["parameters"]
     assert params["projection.enabled"] == "true" and params["projection.dt.type"] == "date"
     assert params["storage.location.template"] == "s3://orders-curated-20240501/orders/dt=${dt}/"
+
+
+def test_dedup_view_is_an_athena_view_of_one_row_per_headwater_id(graph):
+    """Athena knows a Glue table as a view by its type, its presto_view parameter and the
+    base64 JSON in ViewOriginalText (what `CREATE VIEW` writes); its SQL runs here on
+    DuckDB, which shares the window syntax, over rows with a resent half batch."""
+    import duckdb
+
+    view = graph.one("aws:glue/catalogTable:CatalogTable", "orders-dedup-view").inputs
+    table = graph.one("aws:glue/catalogTable:CatalogTable", "orders-glue-table").inputs
+    assert view["name"] == "orders_dedup" and view["tableType"] == "VIRTUAL_VIEW"
+    assert view["databaseName"] == table["databaseName"]
+    assert view["parameters"] == {"presto_view": "true", "comment": "Presto View"}
+    assert view["viewExpandedText"] == "/* Presto View */"
+    text = view["viewOriginalText"]
+    assert text.startswith("/* Presto View: ") and text.endswith(" */")
+    doc = json.loads(base64.b64decode(text.removeprefix("/* Presto View: ").removesuffix(" */")))
+    assert (doc["catalog"], doc["schema"]) == ("awsdatacatalog", "headwater_aws_orders")
+    hive = [(c["name"], c["type"]) for c in table["storageDescriptor"]["columns"]]
+    hive += [(k["name"], k["type"]) for k in table["partitionKeys"]]
+    assert [(c["name"], c["type"]) for c in view["storageDescriptor"]["columns"]] == hive
+    trino = {"string": "varchar", "bigint": "bigint", "timestamp": "timestamp"}
+    assert [(c["name"], c["type"]) for c in doc["columns"]] == [(n, trino[t]) for n, t in hive]
+
+    con = duckdb.connect()
+    con.execute('CREATE SCHEMA "headwater_aws_orders"')
+    cols = ", ".join(f'"{n}" VARCHAR' for n, _ in hive)
+    con.execute(f'CREATE TABLE "headwater_aws_orders"."orders" ({cols})')
+    rows = [{n: f"{n}-{i}" for n, _ in hive} | {"_headwater_id": f"id{i}"} for i in range(4)]
+    rows += rows[2:]  # the half batch a killed function resent, with the same ids
+    con.executemany(f'INSERT INTO "headwater_aws_orders"."orders" VALUES '
+                    f'({", ".join("?" for _ in hive)})', [list(r.values()) for r in rows])
+    got = con.execute(doc["originalSql"]).fetchall()
+    assert [d[0] for d in con.description] == [n for n, _ in hive]
+    assert sorted(got) == sorted({tuple(r.values()) for r in rows}) and len(got) == 4
 
 
 def test_alarms_cover_errors_throttles_dlq_and_queue_age(graph):

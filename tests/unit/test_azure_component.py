@@ -265,9 +265,15 @@ def test_data_explorer_table_mapping_and_identity_connection(graph):
     assert ".create-merge table ['orders'] (['order_id']:string" in script
     assert "['value_cents']:long" in script and "['ts']:datetime" in script
     assert "['_headwater_id']:string" in script
-    mapping = json.loads(script.split("'orders_json' '", 1)[1].rstrip("'"))
+    table, mapping_command, dedup = script.split("\n\n")  # one control command each
+    assert table.startswith(".create-merge table ['orders'] (")
+    mapping = json.loads(mapping_command.split("'orders_json' '", 1)[1].rstrip("'"))
     assert {"column": "_headwater_id", "path": "$['_headwater_id']",
             "datatype": "string"} in mapping
+    # Event Hubs has no idempotent send: readers who must never see a resent copy
+    assert dedup == (".create-or-alter function with (folder = 'headwater', docstring = "
+                     "'orders, one row per _headwater_id') ['orders_dedup']() "
+                     "{ ['orders'] | summarize take_any(*) by ['_headwater_id'] }")
     conn = graph.one("azure-native:kusto:EventHubDataConnection", "orders-ingestion").inputs
     assert conn["kind"] == "EventHub" and conn["dataFormat"] == "JSON"
     assert conn["mappingRuleName"] == "orders_json" and conn["tableName"] == "orders"
