@@ -453,13 +453,20 @@ class _WorkerError(RuntimeError):
 
 
 class _Stoppable:
-    """The sink, checking for a stop request before every write."""
+    """The sink, checking for a stop request before every write (of records, or of the
+    columnar path's Arrow tables where the sink takes them)."""
 
     def __init__(self, sink: Sink, check: Callable[[], None]) -> None:
         self.sink = sink
         self.check = check
         self.max_batch = getattr(sink, "max_batch", 500)
+        if hasattr(sink, "write_table"):
+            self.write_table = self._write_table
 
     def write(self, records: list[dict[str, Any]]) -> Any:
         self.check()
         return self.sink.write(records)
+
+    def _write_table(self, table: Any) -> Any:
+        self.check()
+        return self.sink.write_table(table)  # type: ignore[attr-defined]
