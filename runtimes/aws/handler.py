@@ -39,6 +39,7 @@ from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log as _log
 from ..core.manifest import ManifestError
 from ..core.metrics import ObjectAge, invocation_values
+from ..core.once import Once
 from . import clients, events, metrics, tracing
 from .deadletter import S3DeadLetter
 from .idempotency import Idempotency
@@ -60,15 +61,6 @@ class _Runtime:
     min_remaining_ms: int
     stats: dict[str, float] = field(default_factory=dict)
     ages: ObjectAge = field(default_factory=ObjectAge)
-
-
-_state: list[_Runtime] = []
-
-
-def _reset() -> None:
-    """Forget the container's engine and clients (tests switch endpoints and env)."""
-    _state.clear()
-    clients.reset()
 
 
 def _build() -> _Runtime:
@@ -107,17 +99,9 @@ def _build() -> _Runtime:
     )
 
 
-def _runtime() -> _Runtime:
-    if not _state:
-        _state.append(_build())
-    return _state[0]
-
-
-def reload() -> _Runtime:
-    """Build the runtime anew from the environment as it is now, keeping the clients
-    (``headwater replay`` runs the deployed function's settings with the current chain)."""
-    _state.clear()
-    return _runtime()
+_once: Once[_Runtime] = Once(lambda: _build(), clients.reset)
+_state = _once.state  # the container's runtime, once built
+_runtime, _reset, reload = _once.get, _once.reset, _once.reload
 
 
 def _remaining_ms(context: Any) -> float | None:

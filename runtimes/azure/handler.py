@@ -51,6 +51,7 @@ from ..core.env import env_json, function_manifest
 from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
 from ..core.metrics import ObjectAge, invocation_values
+from ..core.once import Once
 from ..core.replay import ReplayReport, deadletter_files, mark
 from . import clients, events, metrics
 from .deadletter import BlobDeadLetter
@@ -87,15 +88,6 @@ class Outcome:
     parked: list[str]
 
 
-_state: list[_Runtime] = []
-
-
-def _reset() -> None:
-    """Forget the worker's engine and clients (tests switch endpoints and settings)."""
-    _state.clear()
-    clients.reset()
-
-
 def _build() -> _Runtime:
     manifest, settings = function_manifest()
     name = settings.name
@@ -126,17 +118,9 @@ def _build() -> _Runtime:
         lease_s=lease_s)
 
 
-def _runtime() -> _Runtime:
-    if not _state:
-        _state.append(_build())
-    return _state[0]
-
-
-def reload() -> _Runtime:
-    """Build the runtime anew from the environment as it is now, keeping the clients
-    (``headwater replay`` runs the deployed function's settings with the current chain)."""
-    _state.clear()
-    return _runtime()
+_once: Once[_Runtime] = Once(lambda: _build(), clients.reset)
+_state = _once.state  # the worker's runtime, once built
+_runtime, _reset, reload = _once.get, _once.reset, _once.reload
 
 
 def handle(bodies: list[bytes], *, retry_count: int = 0, max_retry_count: int = 0,

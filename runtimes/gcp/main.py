@@ -47,6 +47,7 @@ from ..core.env import env_json, function_manifest, required_env
 from ..core.idempotency import ObjectBusy, process_once
 from ..core.log import log
 from ..core.metrics import ObjectAge, invocation_values
+from ..core.once import Once
 from . import clients, events, metrics
 from .deadletter import GcsDeadLetter
 from .idempotency import FirestoreIdempotency
@@ -68,15 +69,6 @@ class _Runtime:
     settings: PipelineSettings
     idempotency: FirestoreIdempotency | None = None
     lease_s: float = DEFAULT_TIMEOUT_S + LEASE_MARGIN_S
-
-
-_state: list[_Runtime] = []
-
-
-def _reset() -> None:
-    """Forget the instance's engine and clients (tests switch endpoints and env)."""
-    _state.clear()
-    clients.reset()
 
 
 def _build() -> _Runtime:
@@ -110,17 +102,9 @@ def _build() -> _Runtime:
     return _Runtime(name, engine, settings, idempotency, timeout + LEASE_MARGIN_S)
 
 
-def _runtime() -> _Runtime:
-    if not _state:
-        _state.append(_build())
-    return _state[0]
-
-
-def reload() -> _Runtime:
-    """Build the runtime anew from the environment as it is now, keeping the clients
-    (``headwater replay`` runs the deployed function's settings with the current chain)."""
-    _state.clear()
-    return _runtime()
+_once: Once[_Runtime] = Once(lambda: _build(), clients.reset)
+_state = _once.state  # the instance's runtime, once built
+_runtime, _reset, reload = _once.get, _once.reset, _once.reload
 
 
 def handle(request: Any) -> tuple[str, int]:
