@@ -18,29 +18,11 @@ from typing import Any
 
 import functions_framework
 import pytest
+from e2e.samples import BAD, DAY, GOOD, order
 
 from runtimes.gcp import main
 
 pytestmark = pytest.mark.e2e
-
-DAY = "raw/orders/2024/05/01/"
-GOOD = "\n".join([
-    '{"order_id": 1, "user_id": "u1", "value": 19.99, "category": " books ", "ts": "2024-05-01T10:00:00Z"}',
-    '{"order_id": 2, "user_id": "u2", "value": "1234.50", "category": "garden", "ts": "2024-05-01T11:30:00Z"}',
-    '{"order_id": 3, "user_id": "u1", "value": 0.07, "category": "Toys ", "ts": 1714564800}',
-]) + "\n"
-BAD = "\n".join([
-    '{"order_id": 7, "user_id": "u1", "value": 2.5, "category": "books", "ts": "2024-05-01T14:00:00Z"}',
-    '{"order_id": 8, "user_id": "u1", "value": 3',
-    '{"order_id": 9, "user_id": "u2", "value": "abc", "category": "books", "ts": "2024-05-01T14:00:00Z"}',
-    '{"order_id": 10, "user_id": "u404", "value": 1, "category": "books", "ts": "2024-05-01T14:00:00Z"}',
-]) + "\n"
-
-
-def _order(order_id: str, user: str, cents: int, category: str, ts: str) -> dict[str, Any]:
-    tier, country = {"u1": ("gold", "FR"), "u2": ("silver", "DE"), "u3": ("bronze", "US")}[user]
-    return {"order_id": order_id, "user_id": user, "value_cents": cents, "category": category,
-            "ts": ts, "tier": tier, "country": country}
 
 
 def _rows(stand_in: Any) -> list[dict[str, Any]]:
@@ -67,11 +49,11 @@ def test_push_writes_transformed_enriched_rows_and_deadletters_bad_records(order
         assert client.post("/", json=st.push_body(blob, message_id=str(n))).status_code == 204
 
     assert _rows(st.bigquery) == [
-        _order("1", "u1", 1999, "BOOKS", "2024-05-01T10:00:00Z"),
-        _order("2", "u2", 123450, "GARDEN", "2024-05-01T11:30:00Z"),
-        _order("3", "u1", 7, "TOYS", "2024-05-01T12:00:00Z"),
-        _order("4", "u3", 10, "FOOD", "2024-05-01T12:00:00Z"),
-        _order("7", "u1", 250, "BOOKS", "2024-05-01T14:00:00Z"),
+        order("1", "u1", 1999, "BOOKS", "2024-05-01T10:00:00Z"),
+        order("2", "u2", 123450, "GARDEN", "2024-05-01T11:30:00Z"),
+        order("3", "u1", 7, "TOYS", "2024-05-01T12:00:00Z"),
+        order("4", "u3", 10, "FOOD", "2024-05-01T12:00:00Z"),
+        order("7", "u1", 250, "BOOKS", "2024-05-01T14:00:00Z"),
     ]
     (request, *_) = st.bigquery.requests
     assert request["path"] == \
