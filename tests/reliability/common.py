@@ -57,3 +57,33 @@ def replayed(result: Any) -> dict[str, Any]:
     """The JSON report of a replay that succeeded."""
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def check_replay_of_two_lookup_failures(replay: Any, deadletters: Any, sink_rows: Any,
+                                        first: str, entries: list[dict[str, Any]]) -> None:
+    """The course of a replay after one of two records dead-lettered by ``enrich`` (users
+    u9 and u8, orders 2 and 4 of five) got its user: ``replay(*args)`` runs the command
+    and returns its report; ``deadletters()`` and ``sink_rows()`` read the stack. The dry
+    run changes nothing; the replay writes order 2 and keeps order 4 with its new error
+    in a new file, moving the replayed one unchanged; a second replay runs only that
+    file and writes nothing twice."""
+    dry = replay("--dry-run")
+    assert (dry["files"], dry["replayable"], dry["written"]) == ([first], 2, 0)
+    assert len(sink_rows()) == 3 and list(deadletters()) == [first]
+
+    report = replay()
+    assert (report["replayable"], report["written"], report["failed_again"]) == (2, 1, 1)
+    rows = {r["order_id"]: r for r in sink_rows()}
+    assert sorted(rows) == ["1", "2", "3", "5"] and rows["2"]["country"] == "NL"
+    assert len(sink_rows()) == 4
+    dead = deadletters()
+    moved = [n for n in dead if "/_replayed/" in n]
+    assert len(moved) == 1 and dead[moved[0]] == entries  # marked: moved, unchanged
+    (fresh,) = [n for n in dead if "/_replayed/" not in n]
+    (again,) = dead[fresh]  # what still fails is kept, with its new error
+    assert again["record"]["user_id"] == "u8" and again["step"] == "3:enrich"
+    assert again["error_type"] == "LookupError" and again["message"]
+
+    rerun = replay()  # only the new entry; nothing written twice
+    assert (rerun["files"], rerun["written"], rerun["failed_again"]) == ([fresh], 0, 1)
+    assert len(sink_rows()) == 4

@@ -13,7 +13,7 @@ from e2e.azure.conftest import orders_stack  # noqa: F401
 
 from runtimes.azure import handler
 
-from .common import ndjson, orders, replay_cli, replayed
+from .common import check_replay_of_two_lookup_failures, ndjson, orders, replay_cli, replayed
 
 pytestmark = [pytest.mark.e2e]
 FUNCTION = indexed_function()
@@ -41,26 +41,9 @@ def test_replay_from_blob_into_the_hub_once_and_keeps_what_still_fails(orders_st
     def replay(*args: str) -> dict:
         return replayed(replay_cli(tmp_path, "azure", st.env, *args))
 
-    dry = replay("--dry-run")
-    assert (dry["files"], dry["replayable"], dry["written"]) == ([first], 2, 0)
-    assert len(st.hub.events) == 3 and list(st.deadletters()) == [first]
+    check_replay_of_two_lookup_failures(replay, st.deadletters, lambda: st.hub.events,
+                                        first, entries)
 
-    report = replay()
-    assert (report["replayable"], report["written"], report["failed_again"]) == (2, 1, 1)
-    sent = {e["order_id"]: e for e in st.hub.events}
-    assert sorted(sent) == ["1", "2", "3", "5"] and sent["2"]["country"] == "NL"
-    assert len(st.hub.events) == 4
-    dead = st.deadletters()
-    moved = [n for n in dead if "/_replayed/" in n]
-    assert len(moved) == 1 and dead[moved[0]] == entries  # marked: moved, unchanged
-    (fresh,) = [n for n in dead if "/_replayed/" not in n]
-    (again,) = dead[fresh]  # what still fails is kept, with its new error
-    assert again["record"]["user_id"] == "u8" and again["step"] == "3:enrich"
-    assert again["error_type"] == "LookupError" and again["message"]
-
-    rerun = replay()  # only the new entry; nothing sent twice
-    assert (rerun["files"], rerun["written"], rerun["failed_again"]) == ([fresh], 0, 1)
-    assert len(st.hub.events) == 4
 
 
 def test_replay_runs_a_parked_notifications_blob_again(orders_stack, tmp_path):

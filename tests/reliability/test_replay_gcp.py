@@ -19,7 +19,7 @@ from e2e.gcp.conftest import (  # noqa: F401
 
 from runtimes.gcp import events, main
 
-from .common import ndjson, orders, replay_cli, replayed
+from .common import check_replay_of_two_lookup_failures, ndjson, orders, replay_cli, replayed
 
 pytestmark = [pytest.mark.e2e]
 KEY = "raw/orders/2024/05/01/replay.ndjson"
@@ -50,22 +50,5 @@ def test_replay_from_gcs_into_bigquery_once_and_keeps_what_still_fails(orders_st
     def replay(*args: str) -> dict:
         return replayed(replay_cli(tmp_path, "gcp", st.env, *args))
 
-    dry = replay("--dry-run")
-    assert (dry["files"], dry["replayable"], dry["written"]) == ([first], 2, 0)
-    assert len(st.bigquery.rows) == 3 and list(st.deadletters()) == [first]
-
-    report = replay()
-    assert (report["replayable"], report["written"], report["failed_again"]) == (2, 1, 1)
-    rows = {r["order_id"]: r for r in st.bigquery.rows}
-    assert sorted(rows) == ["1", "2", "3", "5"] and rows["2"]["country"] == "NL"
-    dead = st.deadletters()
-    moved = [n for n in dead if "/_replayed/" in n]
-    assert len(moved) == 1 and dead[moved[0]] == entries  # marked: moved, unchanged
-    (fresh,) = [n for n in dead if "/_replayed/" not in n]
-    (again,) = dead[fresh]  # what still fails is kept, with its new error
-    assert again["record"]["user_id"] == "u8" and again["step"] == "3:enrich"
-    assert again["error_type"] == "LookupError" and again["message"]
-
-    rerun = replay()  # only the new entry; nothing written twice
-    assert (rerun["files"], rerun["written"], rerun["failed_again"]) == ([fresh], 0, 1)
-    assert len(st.bigquery.accepted) == 4
+    check_replay_of_two_lookup_failures(replay, st.deadletters, lambda: st.bigquery.accepted,
+                                        first, entries)
