@@ -15,6 +15,7 @@ skipped in silence.
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import io
@@ -169,8 +170,7 @@ def forget_local(manifest: Mapping[str, Any], root: str | Path, warehouse: str |
                 con.execute(f"DELETE FROM {quote(spec.table)} WHERE "
                             f"CAST({quote(field_name)} AS VARCHAR) = ?", [value])
     for name in list(store.list(f"{PREFIX}{spec.name}/")):
-        _rewrite(store, name, report, lambda e: _holds(e, field_name, value) or (
-            bool(e.get("raw")) and _raw_holds(str(e["raw"]).encode(), field_name, value)))
+        _rewrite(store, name, report, lambda line: _entry_holds(line, field_name, value))
     for name in raw:
         _rewrite_raw(store, name, report, spec, field_name, value)
     return report
@@ -192,9 +192,32 @@ def _need_pyarrow(names: list[str], fmt: str) -> None:
             return
 
 
+def _entry_holds(line: bytes, field_name: str, value: str) -> bool:
+    """Does a dead-letter entry hold the value: in its record, or in the input text it
+    keeps (``raw``, or ``raw_b64`` for bytes that were not UTF-8)?"""
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError:  # a damaged entry: the pair anywhere in its text
+        return _raw_holds(line, field_name, value)
+    if not isinstance(entry, dict):
+        return False
+    if _holds(entry, field_name, value):
+        return True
+    raw = entry.get("raw")
+    if raw:
+        return _raw_holds(str(raw).encode(), field_name, value)
+    if entry.get("raw_b64"):
+        try:
+            data = base64.b64decode(str(entry["raw_b64"]))
+        except ValueError:
+            return False
+        return _raw_holds(data, field_name, value)
+    return False
+
+
 def _rewrite(store: FolderStore, name: str, report: ForgetReport, holds) -> None:
     lines = store.read(name).splitlines()
-    keep = [x for x in lines if x.strip() and not holds(orjson.loads(x))]
+    keep = [x for x in lines if x.strip() and not holds(x)]
     if len(keep) == len([x for x in lines if x.strip()]):
         return
     report.entries += len([x for x in lines if x.strip()]) - len(keep)

@@ -203,3 +203,26 @@ def test_forget_without_pyarrow_names_the_parquet_object_and_changes_nothing(
     assert result.exit_code == 1
     assert "raw/orders/day.parquet" in result.output and "headwater[parquet]" in result.output
     assert (path.read_bytes(), (project / "data" / KEY).read_bytes()) == before
+
+
+def test_forget_finds_the_person_in_undecoded_and_damaged_dead_letter_entries(project: Path):
+    """A line that was not UTF-8 is dead-lettered with its bytes as ``raw_b64``; a damaged
+    entry (not JSON) holds the pair in its text: both go, the others stay."""
+    import base64
+
+    day = project / "data" / "deadletter" / "orders" / "dt=2024-05-01"
+    day.mkdir(parents=True)
+    not_utf8 = b'{"order_id": "8", "user_id": "u42", "note": "caf\xe9"}'
+    other = b'{"order_id": "9", "user_id": "u7", "note": "caf\xe9"}'
+    lines = [
+        {"step": "decode", "line": 1, "raw_b64": base64.b64encode(not_utf8).decode()},
+        {"step": "decode", "line": 2, "raw_b64": base64.b64encode(other).decode()},
+        {"step": "3:enrich", "line": 3, "record": {"order_id": "10", "user_id": "u5"}},
+    ]
+    body = ndjson(lines) + b'{"step": "decode", "raw": "{\\"user_id\\": \\"u42\\", trunc\n' \
+        + b'{"step": "decode", "raw": "{\\"user_id\\": \\"u5\\", trunc\n'
+    (day / "entries.ndjson").write_bytes(body)
+    result = cli(project, "forget", "--pipeline", "orders", "--where", "user_id=u42")
+    assert result.exit_code == 0, result.output
+    kept = (day / "entries.ndjson").read_bytes().splitlines()
+    assert kept == body.splitlines()[1:3] + body.splitlines()[4:]
