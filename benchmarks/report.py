@@ -27,6 +27,11 @@ behaviour-preserving changes, each its own commit, the unit tests green after ea
    non-object or oversize line goes line by line as before.
 
 {before_after}
+Profiling figure 10 (cProfile of `headwater run`) later showed the runner's stop check
+(`runtimes/local/runner.py`, `_Stoppable`) hiding the DuckDB sink's `write_table`: the
+columnar path's Arrow tables were turned back into dicts and converted to Arrow again.
+Passing them through took figure 10 from 0.78x to 0.89x the naive script (1.35 to 1.24
+CPU s for the whole process).
 """
 
 BEFORE_AFTER = """\
