@@ -6,8 +6,9 @@ adapter's runtime (:mod:`runtimes.aws.handler`, :mod:`runtimes.gcp.main`,
 cloud component exports as the stack output ``function_settings`` (resource names and
 secret *references*, never secret values), and from the pipeline's *current* chain,
 built here from the stack file, so a fixed transform or lookup is what the entries meet.
-It reads and moves the dead-letter files through the runtime's own dead-letter store and
-writes to the runtime's own sink (Firehose, BigQuery, the processed Event Hub) with the
+It reads and moves the dead-letter files through the runtime's own dead-letter store,
+claims each file in the function's own idempotency store (so two replays at once never
+replay one file both), and writes to the runtime's own sink (Firehose, BigQuery, the processed Event Hub) with the
 caller's credentials. On Azure the notifications the function parked (a blob it could
 not read on its last attempt) are run again too.
 """
@@ -83,8 +84,12 @@ def replay_deployed(cloud: str, manifest: Mapping[str, Any], settings: Mapping[s
     with function_environment(settings, manifest):
         rt = adapter.reload()
         deadletter = rt.engine.deadletter
-        report = replay(deadletter.store(), deadletter.prefix, rt.engine, since=since,
-                        dry_run=dry_run)
+        store = deadletter.store()
+        # each file a claimed record in the function's own idempotency store: two replays
+        # at once never replay one file both
+        report = replay(store, deadletter.prefix, rt.engine, since=since, dry_run=dry_run,
+                        claims=rt.idempotency,
+                        claim_key=lambda name: f"{store.location}/{name}#replay")
         if cloud == "azure":
             adapter.replay_parked(report, since=since, dry_run=dry_run)
     return report

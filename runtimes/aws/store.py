@@ -21,6 +21,11 @@ class S3Store:
         self.bucket = bucket
         self.kms_key = kms_key or None
 
+    @property
+    def location(self) -> str:
+        """The bucket, naming the store in claims and messages."""
+        return self.bucket
+
     def list(self, prefix: str) -> Iterator[str]:
         for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix):

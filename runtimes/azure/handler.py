@@ -73,7 +73,7 @@ class _Runtime:
     raw_container: str
     account_url: str
     deadletter: BlobDeadLetter
-    claims: TableIdempotency | None
+    idempotency: TableIdempotency | None
     lease_s: float
     stats: dict[str, float] = field(default_factory=dict)
     ages: ObjectAge = field(default_factory=ObjectAge)
@@ -114,7 +114,7 @@ def _build() -> _Runtime:
     return _Runtime(
         pipeline=name, engine=engine, settings=settings,
         raw_container=os.environ.get("HEADWATER_RAW_CONTAINER", "raw"),
-        account_url=blob.url.rstrip("/"), deadletter=deadletter, claims=claims,
+        account_url=blob.url.rstrip("/"), deadletter=deadletter, idempotency=claims,
         lease_s=lease_s)
 
 
@@ -243,7 +243,7 @@ def _object(rt: _Runtime, ref: events.BlobRef) -> Counters | None:
     where = {"pipeline": rt.pipeline, "container": ref.container, "blob": ref.name,
              "etag": ref.etag}
     # without an ETag there is no version to claim: the blob is read as it is now
-    store = rt.claims if ref.etag else None
+    store = rt.idempotency if ref.etag else None
     counters = process_once(store, TableIdempotency.key(ref.container, ref.name, ref.etag),
                             rt.lease_s, work, what=f"{ref.container}/{ref.name}#{ref.etag}",
                             stats=rt.stats, **where)

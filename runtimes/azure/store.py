@@ -12,6 +12,11 @@ class BlobStore:
     def __init__(self, container: Any) -> None:
         self.container = container  # a ContainerClient
 
+    @property
+    def location(self) -> str:
+        """The container, naming the store in claims and messages."""
+        return str(self.container.container_name)
+
     def list(self, prefix: str) -> Iterator[str]:
         for blob in self.container.list_blobs(name_starts_with=prefix):
             yield blob.name

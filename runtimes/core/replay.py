@@ -32,11 +32,13 @@ import orjson
 
 from .engine import Counters, Engine
 from .formats import Chunk
+from .idempotency import ClaimStore, ObjectBusy, process_once
 
 __all__ = ["ObjectStore", "ReplayReport", "deadletter_files", "replay"]
 
 REPLAYED = "_replayed/"
 SKIPPED_DIRS = ("_replayed/", "_processed/", "notifications/")
+REPLAY_LEASE_S = 900.0  # a replay that stopped hard holds its file this long
 
 
 class ObjectStore(Protocol):
@@ -110,7 +112,9 @@ def _input(entry: dict[str, Any]) -> tuple[int, dict[str, Any] | None, str]:
 def replay(store: ObjectStore, prefix: str, engine: Engine, *, since: str | None = None,
            dry_run: bool = False, commit: Callable[[str], None] = lambda name: None,
            done: Callable[[str], bool] = lambda name: False,
-           on_source: Callable[[str, str], None] = lambda bucket, key: None) -> ReplayReport:
+           on_source: Callable[[str, str], None] = lambda bucket, key: None,
+           claims: ClaimStore | None = None, claim_key: Callable[[str], str] = str,
+           lease_s: float = REPLAY_LEASE_S) -> ReplayReport:
     """Replay the pipeline's dead-letter files (see the module docstring).
 
     ``commit(file)`` runs after a file's records are written and before the file is marked
@@ -119,45 +123,88 @@ def replay(store: ObjectStore, prefix: str, engine: Engine, *, since: str | None
     only marked. ``on_source(bucket, key)`` is called before the records of each source
     object are written. With ``dry_run`` nothing is written, moved or dead-lettered: the
     report says what would be replayed.
+
+    ``claims`` (a cloud runtime's idempotency store) makes each file a claimed record
+    (``claim_key(file)``, lease ``lease_s``): two replays running at once never replay one
+    file both, and a file replayed but not marked (a crash between the two) is only
+    marked by the next replay.
     """
     report = ReplayReport()
     pipeline = engine.pipeline
-    steps = engine.steps
     for name in deadletter_files(store, prefix, pipeline, since):
         if not dry_run and done(name):
             mark(store, prefix, pipeline, name)
             continue
         entries = [orjson.loads(x) for x in store.read(name).splitlines() if x.strip()]
-        report.files.append(name)
-        report.entries += len(entries)
-        groups: dict[tuple[int, str, str, str | None], Chunk] = {}
-        keep: list[dict[str, Any]] = []
-        for e in entries:
-            start, rec, why = _input(e)
-            if rec is None or "__unparsed__" in rec:
-                if rec is not None and "__unparsed__" in rec:
-                    # still not a record: dead-lettered again, with the new error
-                    e = {**e, "message": why, "error_type": why.split(":", 1)[0]}
-                keep.append(e)
-                report.kept.append((name, why))
-                continue
-            src = e.get("source") or {}
-            k = (start, str(src.get("bucket", "")), str(src.get("key", "")), src.get("version"))
-            chunk = groups.setdefault(k, Chunk())
-            chunk.records.append(rec)
-            chunk.lines.append(int(e.get("line") or 0))
-            report.replayed += 1
+        groups, keep, kept = _plan(entries)
         if dry_run:
+            _count(report, name, entries, kept, groups)
             continue
-        for (start, bucket, key, version), chunk in groups.items():
-            sub = _from_step(engine, steps, start)
-            on_source(bucket, key)
-            report.counters.add(sub.process_chunks([chunk], key, bucket, version))
-        if keep:
-            engine.deadletter.write(pipeline, "", "replay", keep)
-        commit(name)
+
+        def work(resume: Any, checkpoint: Any, groups=groups, keep=keep, name=name) -> Counters:
+            counters = _write(engine, groups, keep, on_source)
+            commit(name)
+            return counters
+
+        try:
+            counters = process_once(claims, claim_key(name), lease_s, work, what=name,
+                                    deadletter_file=name)
+        except ObjectBusy:
+            report.kept.append((name, "being replayed by another run (or by one that "
+                                f"stopped within the last {lease_s:.0f} s): replay later"))
+            continue
+        if counters is not None:  # None: replayed before, not marked yet
+            _count(report, name, entries, kept, groups)
+            report.counters.add(counters)
         mark(store, prefix, pipeline, name)
     return report
+
+
+_Groups = dict[tuple[int, str, str, str | None], Chunk]
+
+
+def _plan(entries: list[dict[str, Any]]) -> tuple[_Groups, list[dict[str, Any]], list[str]]:
+    """The replayable records grouped by (first step, source object), the entries kept
+    (with a new error where they are still not a record) and why each was kept."""
+    groups: _Groups = {}
+    keep: list[dict[str, Any]] = []
+    kept: list[str] = []
+    for e in entries:
+        start, rec, why = _input(e)
+        if rec is None or "__unparsed__" in rec:
+            if rec is not None and "__unparsed__" in rec:
+                # still not a record: dead-lettered again, with the new error
+                e = {**e, "message": why, "error_type": why.split(":", 1)[0]}
+            keep.append(e)
+            kept.append(why)
+            continue
+        src = e.get("source") or {}
+        k = (start, str(src.get("bucket", "")), str(src.get("key", "")), src.get("version"))
+        chunk = groups.setdefault(k, Chunk())
+        chunk.records.append(rec)
+        chunk.lines.append(int(e.get("line") or 0))
+    return groups, keep, kept
+
+
+def _count(report: ReplayReport, name: str, entries: list[Any], kept: list[str],
+           groups: _Groups) -> None:
+    report.files.append(name)
+    report.entries += len(entries)
+    report.kept.extend((name, why) for why in kept)
+    report.replayed += sum(len(c.records) for c in groups.values())
+
+
+def _write(engine: Engine, groups: _Groups, keep: list[dict[str, Any]],
+           on_source: Callable[[str, str], None]) -> Counters:
+    """Run each group from its step into the sink; dead-letter anew what is kept."""
+    counters = Counters()
+    for (start, bucket, key, version), chunk in groups.items():
+        sub = _from_step(engine, engine.steps, start)
+        on_source(bucket, key)
+        counters.add(sub.process_chunks([chunk], key, bucket, version))
+    if keep:
+        engine.deadletter.write(engine.pipeline, "", "replay", keep)
+    return counters
 
 
 def _from_step(engine: Engine, steps: Sequence[Any], start: int) -> Engine:

@@ -13,6 +13,11 @@ class GcsStore:
         self.client = client
         self.bucket = bucket
 
+    @property
+    def location(self) -> str:
+        """The bucket, naming the store in claims and messages."""
+        return self.bucket
+
     def list(self, prefix: str) -> Iterator[str]:
         for blob in self.client.list_blobs(self.bucket, prefix=prefix):
             yield blob.name

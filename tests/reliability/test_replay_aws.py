@@ -77,3 +77,35 @@ def test_replay_refuses_a_stack_without_the_functions_settings(orders_stack, tmp
     assert "--show-secrets" in replay(
         '{"function_settings": {"orders": {"HEADWATER_STREAM": "[secret]"}}}')
     assert st.deadletters() == {}
+
+
+def test_a_file_another_replay_holds_is_left_to_it_and_a_done_one_only_moved(orders_stack,
+                                                                             tmp_path):
+    """Each file is a claimed record in the function's DynamoDB idempotency table: a live
+    claim (another replay at work) keeps this replay off the file; a record marked done
+    (a replay that stopped between writing and moving the file) means move it only."""
+    st = orders_stack
+    recs = orders(3)
+    recs[0]["user_id"] = "u9"
+    st.put(KEY, ndjson(recs))
+    assert handler.handler(st.event(st.receive()), FakeContext(120_000))[
+        "batchItemFailures"] == []
+    (first,) = st.deadletters()
+    st.ddb.put_item(TableName=st.users, Item={"user_id": {"S": "u9"}, "tier": {"S": "gold"},
+                                              "country": {"S": "NL"}})
+    claims = handler._runtime().idempotency
+    record = f"{st.deadletter}/{first}#replay"
+    state, token = claims.claim(record, 600)
+    assert state == "go"
+
+    busy = replayed(replay_cli(tmp_path, "aws", st.env, region=REGION))
+    assert (busy["files"], busy["written"]) == ([], 0)
+    ((file, why),) = [(k["file"], k["reason"]) for k in busy["kept"]]
+    assert file == first and why.startswith("being replayed by another run")
+    assert list(st.deadletters()) == [first] and len(st.delivered()) == 2
+
+    claims.complete(record, token, {"written": 1})  # that run wrote, then stopped
+    done = replayed(replay_cli(tmp_path, "aws", st.env, region=REGION))
+    assert (done["files"], done["written"], done["kept"]) == ([], 0, [])
+    assert list(st.deadletters()) == [first.replace("/orders/", "/orders/_replayed/", 1)]
+    assert len(st.delivered()) == 2  # moved, not written again

@@ -89,3 +89,23 @@ def test_replay_parks_a_notification_again_when_its_blob_still_fails(orders_stac
     assert parked not in current  # moved under _replayed/, never run twice
     assert parked.replace("/orders/", "/orders/_replayed/", 1) in current
     assert st.hub.events == []
+
+
+def test_a_file_another_replay_holds_in_table_storage_is_left_to_it(orders_stack, tmp_path):
+    """The claim on a dead-letter file is a Table Storage entity of the function's claims
+    table, as for blobs: while another replay holds it, this one leaves the file."""
+    st = orders_stack
+    recs = orders(2)
+    recs[0]["user_id"] = "u9"
+    blob = st.put(KEY, ndjson(recs))
+    FUNCTION.get_user_function()(hub_events([st.notification(blob)]), FunctionContext())
+    (first,) = st.deadletters()
+    claims = handler._runtime().idempotency
+    record = f"{st.deadletter}/{first}#replay"
+    state, token = claims.claim(record, 600)
+    assert state == "go"
+    busy = replayed(replay_cli(tmp_path, "azure", st.env))
+    assert busy["written"] == 0 and [k["file"] for k in busy["kept"]] == [first]
+    claims.release(record, token)  # that run failed and let go: this one takes the file
+    again = replayed(replay_cli(tmp_path, "azure", st.env))
+    assert (again["files"], again["failed_again"]) == ([first], 1)  # u9 is still unknown
