@@ -307,9 +307,11 @@ class Pipeline(pulumi.ComponentResource):
             {"name": "HEADWATER_RAW_CONTAINER", "value": RAW},
             {"name": "HEADWATER_DEADLETTER_CONTAINER", "value": self.deadletter.name},
             {"name": "HEADWATER_DEADLETTER_PREFIX", "value": spec.deadletter.prefix},
+            # Output.all() of no outputs is a list: no tables is written as "{}"
             {"name": "HEADWATER_LOOKUP_TABLES", "value": pulumi.Output.all(
                 **{t: tb.name for t, tb in self.lookup_tables.items()}).apply(
-                lambda names: json.dumps(names, sort_keys=True))},
+                lambda names: json.dumps(dict(names), sort_keys=True))
+                if self.lookup_tables else "{}"},
             {"name": "HEADWATER_LOOKUP_KEYS", "value": json.dumps(lookup_keys(spec),
                                                                   sort_keys=True)},
             {"name": "HEADWATER_IDEMPOTENCY_TABLE", "value": self.claims_table.name},

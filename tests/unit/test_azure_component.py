@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -379,3 +380,19 @@ def test_function_settings_output_is_headwaters_app_settings_without_secret_refs
         assert "HEADWATER_BLOB_ACCOUNT_URL" in settings and "HEADWATER_PROCESSED_HUB" in settings
     assert "HEADWATER_SECRET_EMAIL_KEY" in _settings(graph, "signups")
     assert "HEADWATER_SECRET_EMAIL_KEY" not in out["signups"]
+
+
+def test_a_pipeline_without_lookups_gets_an_empty_object_of_tables(graph):
+    """Output.all() of no tables is a list: written as such, the handler refused it
+    ("must be a JSON object") on every invocation of a pipeline without `enrich`."""
+    from runtimes.core.env import env_json
+
+    assert _settings(graph, "signups")["HEADWATER_LOOKUP_TABLES"] == "{}"
+    for name in ("orders", "signups"):
+        value = _settings(graph, name)["HEADWATER_LOOKUP_TABLES"]
+        os.environ["HEADWATER_LOOKUP_TABLES"] = value
+        try:
+            assert isinstance(env_json("HEADWATER_LOOKUP_TABLES"), dict), (name, value)
+        finally:
+            del os.environ["HEADWATER_LOOKUP_TABLES"]
+    assert set(json.loads(_settings(graph, "orders")["HEADWATER_LOOKUP_TABLES"])) == {"users"}

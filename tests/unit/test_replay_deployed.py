@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from headwater.replay import ReplayError, function_environment, replay_deployed
+from headwater.replay import (
+    ADAPTERS,
+    ReplayError,
+    function_environment,
+    function_settings,
+    replay_deployed,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_function_environment_is_the_settings_and_the_manifest_then_restored(monkeypatch):
@@ -35,3 +44,64 @@ def test_function_environment_is_the_settings_and_the_manifest_then_restored(mon
 def test_refused_before_anything_runs(cloud, manifest, message):
     with pytest.raises(ReplayError, match=message):
         replay_deployed(cloud, manifest, {})
+
+
+def _example_stacks() -> list[str]:
+    from headwater.spec import load_stack_file
+
+    return sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")
+                  if load_stack_file(p).cloud in ADAPTERS)
+
+
+@pytest.mark.parametrize("stack", _example_stacks())
+def test_every_example_stacks_function_settings_build_its_runtime(stack, example_plugin,
+                                                                   tmp_path, monkeypatch):
+    """`headwater replay` on a deployed stack builds the cloud adapter's runtime from the
+    output ``function_settings``: for every pipeline of every example stack, as the
+    program under the cloud's mocks exports it, that runtime builds (clients are made,
+    nothing is called), is the pipeline's, and claims in the function's idempotency store
+    and reads its dead-letter bucket or container."""
+    import importlib
+    import zipfile
+
+    from headwater.local import local_manifests
+    from headwater.program import plan_program
+    from headwater.spec import load_stack_file
+
+    artifact = tmp_path / "function.zip"
+    with zipfile.ZipFile(artifact, "w") as zf:
+        zf.writestr("runtimes/__init__.py", "")
+    graph = plan_program(stack, ROOT, artifact=artifact)
+    config = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+    # clients made offline: a region, no credentials; emulator hosts nobody answers on
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "x",
+                        "AWS_SECRET_ACCESS_KEY": "x", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
+                        "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
+                        "HEADWATER_BIGQUERY_ANONYMOUS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    if config.cloud == "gcp":  # the Secret Manager client wants credentials when made
+        import google.auth
+        from google.auth.credentials import AnonymousCredentials
+
+        monkeypatch.setattr(google.auth, "default",
+                            lambda *a, **kw: (AnonymousCredentials(), None))
+    adapter = importlib.import_module(ADAPTERS[config.cloud])
+    assert sorted(graph.outputs["function_settings"]) == sorted(
+        p.name for p in config.pipelines)
+    for spec in config.pipelines:
+        settings = function_settings(graph.outputs, spec.name, stack)
+        (manifest,) = local_manifests(config, [spec.name])
+        adapter._reset()
+        try:
+            with function_environment(settings, manifest):
+                rt = adapter.reload()
+        finally:
+            adapter._reset()
+        assert rt.engine.pipeline == spec.name
+        assert rt.idempotency is not None, "a deployed function always claims"
+        store = rt.engine.deadletter.store()
+        assert store.location in (settings.get("HEADWATER_DEADLETTER_BUCKET"),
+                                  settings.get("HEADWATER_DEADLETTER_CONTAINER"))
+        assert rt.engine.deadletter.prefix == spec.deadletter.prefix
+        lookups = {s.with_["table"] for s in spec.transforms if s.use == "enrich"}
+        assert set(getattr(rt.engine.ctx.lookup, "tables", ())) == lookups, spec.name
