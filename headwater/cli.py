@@ -608,6 +608,11 @@ def status(
 
             rows = read_aws(names, _stack_outputs(stack, project_dir, outputs),
                             project_name(project_dir), stack, since_s, region=config.region)
+        elif config.cloud == "gcp":
+            from headwater.status.gcp import read_gcp
+
+            rows = read_gcp(names, _stack_outputs(stack, project_dir, outputs),
+                            project_name(project_dir), stack, since_s)
         else:
             board = "Cloud Monitoring dashboard" if config.cloud == "gcp" else "Azure workbook"
             raise StatusError(
@@ -630,6 +635,9 @@ def status(
                 where = f" (object {r.last_error_key})" if r.last_error_key else ""
                 console.print(f"[bold]last error[/] {escape(f'{r.pipeline}: {r.last_error}{where}')}",
                               highlight=False, soft_wrap=True)
+            for note in r.notes:
+                err.print(f"[bold]note:[/] {escape(f'{r.pipeline}: {note}')}", highlight=False,
+                          soft_wrap=True)
             for problem in r.problems:
                 err.print(f"[bold red]unhealthy:[/] {escape(f'{r.pipeline}: {problem}')}",
                           highlight=False, soft_wrap=True)

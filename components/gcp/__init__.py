@@ -46,6 +46,12 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("dead_letter_topics", {p.spec.name: p.dead_letter_topic.id
                                              for p in pipelines})
         pulumi.export("functions", {p.spec.name: p.function.name for p in pipelines})
+        # `headwater status` reads these subscriptions' depth in this project
+        pulumi.export("subscriptions", {p.spec.name: p.subscription.name for p in pipelines})
+        pulumi.export("dead_letter_subscriptions", {p.spec.name: p.dead_letter_subscription.name
+                                                    for p in pipelines})
+        if pipelines:
+            pulumi.export("project_id", pipelines[0].project_id)
         pulumi.export("function_settings", {p.spec.name: p.function_settings for p in pipelines})
         pulumi.export("tables", {p.spec.name: p.table.id for p in pipelines})
         pulumi.export("deadletter_buckets", {p.spec.name: p.deadletter_bucket.name

@@ -1,8 +1,8 @@
 """``headwater status``: is each pipeline of a stack healthy, over a recent window?
 
 One :class:`PipelineStatus` per pipeline, read by a cloud's reader (``local.py`` from the
-ledger and the dead-letter folder, ``aws.py`` from CloudWatch, SQS and CloudWatch Logs
-with the user's credentials), judged by :func:`judge` with the rules every cloud's alarms
+ledger and the dead-letter folder, ``aws.py`` from CloudWatch, SQS and CloudWatch Logs,
+``gcp.py`` from Cloud Logging and Cloud Monitoring, with the user's credentials), judged by :func:`judge` with the rules every cloud's alarms
 use (components/observe.py): function errors, a non-empty dead-letter queue, the oldest
 waiting notification older than ``alerts.oldest_message_minutes``, dead-lettered / records
 in above ``alerts.deadletter_rate``.
@@ -16,7 +16,12 @@ from pathlib import Path
 
 from headwater.spec import Alerts
 
-__all__ = ["PipelineStatus", "StatusError", "judge", "parse_since", "project_name"]
+__all__ = ["RUNTIME_METRICS", "PipelineStatus", "StatusError", "judge", "parse_since",
+           "project_name"]
+
+# the runtime metrics (runtimes.core.metrics) a status sums -> PipelineStatus field
+RUNTIME_METRICS = {"Objects": "objects", "Received": "records_in", "Written": "written",
+                   "DeadLettered": "dead_lettered"}
 
 
 class StatusError(RuntimeError):
@@ -36,6 +41,7 @@ class PipelineStatus:
     oldest_age_s: float | None = None
     last_error: str = ""
     last_error_key: str = ""
+    notes: list[str] = field(default_factory=list)  # what limited the reading
     problems: list[str] = field(default_factory=list)
 
     @property

@@ -21,13 +21,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from . import PipelineStatus, StatusError
+from . import RUNTIME_METRICS, PipelineStatus, StatusError
 
 __all__ = ["RUNTIME_METRICS", "read_aws"]
 
 NAMESPACE = "headwater"
-RUNTIME_METRICS = {"Objects": "objects", "Received": "records_in", "Written": "written",
-                   "DeadLettered": "dead_lettered"}
 
 
 def _queue_name(url: str) -> str:

@@ -265,3 +265,17 @@ def test_function_settings_output_is_each_functions_environment(graph):
         fn = child(graph, "cloudfunctionsv2/function:Function", f"{name}-function")
         assert settings == fn["serviceConfig"]["environmentVariables"]
         assert settings["HEADWATER_PIPELINE"] == name
+
+
+def test_status_outputs_name_each_pipelines_subscriptions_and_the_project(graph):
+    """`headwater status` reads these subscriptions' depth in this project."""
+    assert graph.outputs["project_id"] == PROJECT
+    for name in ("orders", "signups"):
+        push = child(graph, "pubsub/subscription:Subscription", f"{name}-push")
+        dead = child(graph, "pubsub/subscription:Subscription", f"{name}-dead-letter-sub")
+        assert push["topic"] == graph.outputs["topics"][name]
+        # the subscription id (as Pulumi auto-names it), not the full resource name
+        assert graph.outputs["subscriptions"][name].startswith(f"{name}-push-")
+        assert graph.outputs["dead_letter_subscriptions"][name].startswith(
+            f"{name}-dead-letter-sub-")
+        assert dead["topic"] == graph.outputs["dead_letter_topics"][name]
