@@ -608,6 +608,11 @@ def status(
 
             rows = read_aws(names, _stack_outputs(stack, project_dir, outputs),
                             project_name(project_dir), stack, since_s, region=config.region)
+        elif config.cloud == "azure":
+            from headwater.status.azure import read_azure
+
+            rows = read_azure(names, _stack_outputs(stack, project_dir, outputs),
+                              project_name(project_dir), stack, since_s)
         else:
             board = "Cloud Monitoring dashboard" if config.cloud == "gcp" else "Azure workbook"
             raise StatusError(
