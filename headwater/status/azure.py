@@ -105,8 +105,8 @@ def read_azure(pipelines: list[str], outputs: Mapping[str, Any], project: str, s
                 _last_error(st, query(last_error_query(name)))
             dl = settings.get(name) or {}
             if dl.get("HEADWATER_BLOB_ACCOUNT_URL"):
-                st.dlq_depth = float(_parked(blob_service(dl["HEADWATER_BLOB_ACCOUNT_URL"]),
-                                             dl, name))
+                with blob_service(dl["HEADWATER_BLOB_ACCOUNT_URL"]) as service:
+                    st.dlq_depth = float(_parked(service, dl, name))
             out.append(st)
         return out
     except ClientAuthenticationError as exc:
