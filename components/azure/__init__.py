@@ -50,5 +50,7 @@ def deploy_stack(stack: StackConfig, *, artifact_for: ArtifactFor | None = None,
         pulumi.export("databases", {n: p.warehouse.database.name.apply(
             lambda d: d.split("/")[-1]) for n, p in by.items()})
         pulumi.export("kql_queries", {n: p.kql_query for n, p in by.items()})
+        # `headwater status` queries each pipeline's Application Insights by its app id
+        pulumi.export("insights_app_ids", {n: p.insights.app_id for n, p in by.items()})
         pulumi.export("workbook", observability.workbook.id)
     return [*pipelines, observability]

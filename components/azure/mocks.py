@@ -130,6 +130,8 @@ def azure_outputs(typ: str, name: str, inputs: dict[str, Any],
         state.update(instrumentationKey=key, connectionString=(
             f"InstrumentationKey={key};IngestionEndpoint=https://{LOCATION}-5.in."
             "applicationinsights.azure.com/"))
+        # the id the query API (api.applicationinsights.io/v1/apps/{appId}) is called with
+        state["appId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, rid))
     elif token == "kusto:Cluster":
         state.update(uri=f"https://{own}.{LOCATION}.kusto.windows.net",
                      dataIngestionUri=f"https://ingest-{own}.{LOCATION}.kusto.windows.net")

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_azure_native as az
 
 from headwater.spec import StackConfig
+from headwater.status.azure import base_query  # `headwater status` reads the same lines
 
 from ..common import PlanError
 from ..observe import ALARMS, WIDGETS, dashboard_name
@@ -31,13 +32,6 @@ __all__ = ["Observability", "base_query", "workbook_body"]
 
 _ACTION_GROUP = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
                            r"microsoft\.insights/actionGroups/[^/]+$", re.IGNORECASE)
-
-
-def base_query(project: str, stack: str, pipeline: str) -> str:
-    """The pipeline's metrics lines in its Application Insights."""
-    return ('traces | where message has "headwater metrics" | extend m = parse_json(message) '
-            f'| where tostring(m.project) == "{project}" and tostring(m.stack) == "{stack}" '
-            f'and tostring(m.pipeline) == "{pipeline}"')
 
 
 def _sum(*names: str) -> str:

@@ -396,3 +396,17 @@ def test_a_pipeline_without_lookups_gets_an_empty_object_of_tables(graph):
         finally:
             del os.environ["HEADWATER_LOOKUP_TABLES"]
     assert set(json.loads(_settings(graph, "orders")["HEADWATER_LOOKUP_TABLES"])) == {"users"}
+
+
+def test_insights_app_ids_output_is_each_pipelines_application_insights_app_id(graph):
+    """`headwater status` queries api.applicationinsights.io/v1/apps/{appId} with it; the
+    dead-letter container and blob endpoint it lists come from `function_settings`."""
+    out = graph.outputs["insights_app_ids"]
+    assert sorted(out) == ["orders", "signups"]
+    for name, app_id in out.items():
+        component = graph.one("azure-native:applicationinsights:Component", f"{name}-insights")
+        assert app_id == component.outputs["appId"] and len(app_id) == 36
+    assert len(set(out.values())) == 2
+    settings = graph.outputs["function_settings"]["orders"]
+    assert {"HEADWATER_BLOB_ACCOUNT_URL", "HEADWATER_DEADLETTER_CONTAINER",
+            "HEADWATER_DEADLETTER_PREFIX"} <= set(settings)
