@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +28,7 @@ from headwater.spec import Alerts
 from headwater.status import StatusError, judge
 from headwater.status import gcp as status_gcp
 from headwater.status.gcp import read_gcp
+from headwater.testing.http import JsonHandler, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_ID = "test-proj"
@@ -70,18 +69,15 @@ class GcpStandIn:
         self.seen: list[dict[str, Any]] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 stand_in.seen.append({"path": self.path, **body})
                 if stand_in.fail:
                     return self._error(stand_in.fail)
                 if self.path != "/v2/entries:list":
                     return self._error(404)
-                self._send(200, stand_in.entries_list(body))
+                self.send_json(200, stand_in.entries_list(body))
 
             def do_GET(self) -> None:  # noqa: N802
                 url = urlsplit(self.path)
@@ -91,24 +87,15 @@ class GcpStandIn:
                     return self._error(stand_in.fail)
                 if url.path != f"/v3/projects/{PROJECT_ID}/timeSeries":
                     return self._error(404)
-                self._send(200, stand_in.time_series(query))
+                self.send_json(200, stand_in.time_series(query))
 
             def _error(self, code: int) -> None:
                 status = {403: "PERMISSION_DENIED", 404: "NOT_FOUND"}.get(code, "UNKNOWN")
-                self._send(code, {"error": {"code": code, "status": status, "message":
-                                            f"refused by the test ({status})"}})
+                self.send_json(code, {"error": {"code": code, "status": status, "message":
+                                                f"refused by the test ({status})"}})
 
-            def _send(self, code: int, doc: dict[str, Any]) -> None:
-                data = json.dumps(doc).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = Server(Handler)
+        self.url = self.server.url
 
     def entries_list(self, body: dict[str, Any]) -> dict[str, Any]:
         assert body["resourceNames"] == [f"projects/{PROJECT_ID}"]
@@ -152,8 +139,7 @@ class GcpStandIn:
             "points": points}], "unit": ""}
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from headwater.cli import app
 from headwater.spec import Alerts
 from headwater.status import StatusError, judge
 from headwater.status import azure as status_azure
+from headwater.testing.http import JsonHandler, serve
 from runtimes.azure.deadletter import BlobDeadLetter
 from runtimes.core.replay import mark
 
@@ -78,22 +77,23 @@ class QueryApi:
 def query_api() -> Iterator[QueryApi]:
     api = QueryApi()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = self.read_json()
             parts = self.path.strip("/").split("/")  # v1 apps {appId} query
             app_id = parts[2] if len(parts) == 4 and parts[:2] == ["v1", "apps"] else ""
             api.seen.append((app_id, body))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return self._send(401, {"error": {"code": "AuthorizationRequiredError",
-                                                  "message": "Valid authentication was not provided"}})
+                return self.send_json(401, {"error": {
+                    "code": "AuthorizationRequiredError",
+                    "message": "Valid authentication was not provided"}})
             if app_id in api.refuse:
-                return self._send(api.refuse[app_id], {"error": {
+                return self.send_json(api.refuse[app_id], {"error": {
                     "code": "InsufficientAccessError", "message": "The provided credentials "
                     "have insufficient access to perform the requested operation"}})
             if parts[3:] != ["query"] or app_id not in APPS.values():
-                return self._send(404, {"error": {"code": "PathNotFoundError",
-                                                  "message": "not found"}})
+                return self.send_json(404, {"error": {"code": "PathNotFoundError",
+                                                      "message": "not found"}})
             kql = body["query"]
             if "| summarize" in kql:
                 table = {"name": "PrimaryResult", "columns": COUNTS,
@@ -101,29 +101,10 @@ def query_api() -> Iterator[QueryApi]:
             else:
                 table = {"name": "PrimaryResult", "columns": LAST,
                          "rows": api.last.get(app_id, [])}
-            self._send(200, {"tables": [table]})
+            self.send_json(200, {"tables": [table]}, "application/json; charset=utf-8")
 
-        def _send(self, code: int, doc: dict[str, Any]) -> None:
-            data = json.dumps(doc).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(Handler) as api.url:
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture

@@ -26,12 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+
+from headwater.testing.http import JsonHandler, Server
 
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "test-proj"
@@ -165,36 +166,24 @@ class BigQueryStandIn:
         self.lock = threading.Lock()
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 if not self.path.split("?")[0].endswith("/insertAll"):
-                    return self._send(404, {"error": {"code": 404, "message": self.path}})
+                    return self.send_json(404, {"error": {"code": 404, "message": self.path}})
                 with stand_in.lock:
                     status = stand_in.fail(len(stand_in.requests) + len(stand_in.refused) + 1)
                     if status:
                         stand_in.refused.append(body)
                 if status:
                     reason = REASONS.get(status, "accessDenied")
-                    return self._send(status, {"error": {
+                    return self.send_json(status, {"error": {
                         "code": status, "message": "refused by the test", "errors": [
                             {"reason": reason, "message": "refused by the test"}]}})
-                self._send(200, stand_in.insert_all(self.path, body))
+                self.send_json(200, stand_in.insert_all(self.path, body))
 
-            def _send(self, code: int, doc: dict[str, Any]) -> None:
-                data = json.dumps(doc).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = Server(Handler)
+        self.url = self.server.url
 
     def insert_all(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -235,8 +224,7 @@ class BigQueryStandIn:
             return out
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import functions_framework
 import pytest
 from e2e.samples import BAD, DAY, GOOD, order
 
+from headwater.testing.http import JsonHandler, serve
 from runtimes.gcp import main
 
 pytestmark = pytest.mark.e2e
@@ -124,17 +123,9 @@ def test_a_transient_row_error_is_retried_alone(orders_stack, client):
     assert len(st.bigquery.rows) == 3 and st.deadletters() == {}
 
 
-class _Forbidden(BaseHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Forbidden(JsonHandler):
     def do_GET(self) -> None:  # noqa: N802
-        body = b'{"error": {"code": 403, "message": "no storage.objects.get"}}'
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_json(403, {"error": {"code": 403, "message": "no storage.objects.get"}})
 
 
 def test_an_unreadable_object_fails_the_request_so_pubsub_redelivers(orders_stack, client,
@@ -142,15 +133,10 @@ def test_an_unreadable_object_fails_the_request_so_pubsub_redelivers(orders_stac
     """Storage answering 403 (a permission missing) for the object."""
     st = orders_stack
     blob = st.put(DAY + "good.ndjson", GOOD)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
-    main._reset()
-    try:
+    with serve(_Forbidden) as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        main._reset()
         response = client.post("/", json=st.push_body(blob))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert response.status_code == 500
     assert st.bigquery.rows == []
     err = [json.loads(x) for x in capsys.readouterr().out.splitlines()
