@@ -236,7 +236,7 @@ def bigquery() -> Iterator[BigQueryStandIn]:
 
 @dataclass
 class Stack:
-    """The orders pipeline's GCP resources on the emulators, and helpers to drive them."""
+    """A pipeline's GCP resources on the emulators, and helpers to drive them."""
 
     spec: Any
     env: dict[str, str]
@@ -350,6 +350,16 @@ def idempotent_stack(orders_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> St
     orders_stack.env.update(env)
     main._reset()
     return orders_stack
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Any:
+    """The functions-framework app serving ``handle`` from an artifact-style ``main.py``."""
+    import functions_framework
+
+    source = tmp_path / "main.py"
+    source.write_text("from runtimes.gcp.main import handle  # noqa: F401\n", encoding="utf-8")
+    return functions_framework.create_app("handle", str(source)).test_client()
 
 
 @dataclass

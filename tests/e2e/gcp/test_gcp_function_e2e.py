@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 from typing import Any
 
-import functions_framework
 import pytest
 from e2e.samples import BAD, DAY, GOOD, order
 
@@ -27,14 +25,6 @@ pytestmark = pytest.mark.e2e
 def _rows(stand_in: Any) -> list[dict[str, Any]]:
     return sorted(({k: v for k, v in r.items() if k != "_headwater_id"} for r in stand_in.rows),
                   key=lambda r: int(r["order_id"]))
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Any:
-    """The functions-framework app serving ``handle`` from an artifact-style ``main.py``."""
-    source = tmp_path / "main.py"
-    source.write_text("from runtimes.gcp.main import handle  # noqa: F401\n", encoding="utf-8")
-    return functions_framework.create_app("handle", str(source)).test_client()
 
 
 def test_push_writes_transformed_enriched_rows_and_deadletters_bad_records(orders_stack, client,
