@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,49 +175,78 @@ class Stack:
 
 
 @pytest.fixture
-def orders_stack(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-                 ) -> Iterator[Stack]:
+def function_on_azurite(azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+                        ) -> Iterator[Callable[..., Stack]]:
+    """``make(spec, env, raw=, deadletter=, lookups=, claims=) -> Stack``: Azurite emptied,
+    then the containers ``raw`` and ``deadletter``, the claims table and each lookup table
+    of ``lookups`` (logical ``users`` -> Table Storage table) with the :data:`USERS` rows
+    (PartitionKey = the logical table, RowKey = user_id, plus a row of another partition
+    sharing RowKey u1) created; ``env`` set as the function's environment, a handler with
+    no cached clients or engine, and a :class:`StandInHub` as the processed hub."""
+    from runtimes.azure import clients, handler
+
+    made: list[Stack] = []
+
+    def make(spec: Any, env: dict[str, str], *, raw: str, deadletter: str,
+             lookups: dict[str, str], claims: str) -> Stack:
+        blob = BlobServiceClient.from_connection_string(azurite.connection_string)
+        tables = TableServiceClient.from_connection_string(azurite.connection_string)
+        for c in blob.list_containers():
+            blob.delete_container(c.name)
+        for t in tables.list_tables():
+            tables.delete_table(t.name)
+        st = Stack(spec=spec, azurite=azurite, blob=blob, tables=tables, hub=StandInHub(),
+                   raw=raw, deadletter=deadletter, users=lookups.get("users", ""),
+                   claims=claims, env=env)
+        made.append(st)
+        blob.create_container(raw)
+        blob.create_container(deadletter)
+        unknown = set(lookups) - {"users"}
+        assert not unknown, f"no rows to write for lookup tables {sorted(unknown)}"
+        for physical in lookups.values():
+            table = tables.create_table(physical)
+            for row in USERS:
+                table.create_entity({"PartitionKey": "users", "RowKey": row["user_id"], **row})
+            table.create_entity({"PartitionKey": "other", "RowKey": "u1",
+                                 "tier": "WRONG-PARTITION"})
+        tables.create_table(claims)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        handler._reset()
+        clients.set_producer(st.hub)
+        return st
+
+    yield make
+    handler._reset()
+    for st in made:
+        st.blob.close()
+        st.tables.close()
+
+
+@pytest.fixture
+def orders_stack(function_on_azurite: Callable[..., Stack], azurite: Azurite, tmp_path: Path
+                 ) -> Stack:
     """Containers, the lookup table with its rows and the app settings of the orders
     pipeline in ``Pulumi.azure.yaml``; the processed hub is a :class:`StandInHub`."""
     from headwater.manifest import build_manifest
     from headwater.spec import load_stack_file
-    from runtimes.azure import clients, handler
 
     spec = load_stack_file(ROOT / "Pulumi.azure.yaml").pipeline("orders")
     manifest_path = tmp_path / "headwater_manifest.json"
     manifest_path.write_text(json.dumps(build_manifest(spec)), encoding="utf-8")
-    blob = BlobServiceClient.from_connection_string(azurite.connection_string)
-    tables = TableServiceClient.from_connection_string(azurite.connection_string)
-    for c in blob.list_containers():
-        blob.delete_container(c.name)
-    for t in tables.list_tables():
-        tables.delete_table(t.name)
-    st = Stack(spec=spec, azurite=azurite, blob=blob, tables=tables, hub=StandInHub())
-    blob.create_container(st.raw)
-    blob.create_container(st.deadletter)
-    users = tables.create_table(st.users)
-    for row in USERS:
-        users.create_entity({"PartitionKey": "users", "RowKey": row["user_id"], **row})
-    users.create_entity({"PartitionKey": "other", "RowKey": "u1", "tier": "WRONG-PARTITION"})
-    tables.create_table(st.claims)
-    st.env = {
+    raw, deadletter, users, claims = "raw", "deadletter", "hwordersusers", "hwordersclaims"
+    env = {
         "HEADWATER_MANIFEST": str(manifest_path),
         "HEADWATER_PIPELINE": spec.name,
         "HEADWATER_STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "HEADWATER_RAW_CONTAINER": st.raw,
-        "HEADWATER_DEADLETTER_CONTAINER": st.deadletter,
+        "HEADWATER_RAW_CONTAINER": raw,
+        "HEADWATER_DEADLETTER_CONTAINER": deadletter,
         "HEADWATER_DEADLETTER_PREFIX": spec.deadletter.prefix,
-        "HEADWATER_LOOKUP_TABLES": json.dumps({"users": st.users}),
+        "HEADWATER_LOOKUP_TABLES": json.dumps({"users": users}),
         "HEADWATER_NOTIFICATIONS_HUB": "notifications",
         "HEADWATER_CONSUMER_GROUP": "function",
-        "HEADWATER_IDEMPOTENCY_TABLE": st.claims,
+        "HEADWATER_IDEMPOTENCY_TABLE": claims,
         "HEADWATER_LEASE_S": "90",
     }
-    for name, value in st.env.items():
-        monkeypatch.setenv(name, value)
-    handler._reset()
-    clients.set_producer(st.hub)
-    yield st
-    handler._reset()
-    blob.close()
-    tables.close()
+    return function_on_azurite(spec, env, raw=raw, deadletter=deadletter,
+                               lookups={"users": users}, claims=claims)
