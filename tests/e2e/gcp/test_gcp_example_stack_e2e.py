@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import USERS, Stack
+from e2e.gcp.conftest import USERS, Stack
 from e2e.samples import BAD, DAY, order
 
 from headwater.spec import load_stack_file
