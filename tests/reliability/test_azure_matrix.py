@@ -32,7 +32,7 @@ import orjson
 import pytest
 from azure.core.exceptions import ServiceResponseError, ServiceResponseTimeoutError
 from azure_harness import FunctionContext, StandInHub, hub_events, indexed_function
-from e2e.azure.conftest import orders_stack  # noqa: F401
+from e2e.azure.conftest import function_on_azurite, orders_stack  # noqa: F401
 
 from runtimes.azure import clients, handler
 from runtimes.azure.function_app import MAX_RETRIES

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from azure_harness import FunctionContext, hub_events, indexed_function
-from e2e.azure.conftest import orders_stack  # noqa: F401
+from e2e.azure.conftest import function_on_azurite, orders_stack  # noqa: F401
 
 from runtimes.azure import handler
 
