@@ -386,6 +386,10 @@ def replay(
     ] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="say what would be replayed; write and move nothing")] = False,
+    notifications: Annotated[bool, typer.Option(
+        "--notifications", help="cloud: also send the notifications the platform "
+        "dead-lettered (SQS DLQ, Pub/Sub dead-letter subscription) back to the pipeline's "
+        "queue or topic, so their objects run again")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
     """Run dead-letter entries through the current chain: write what now succeeds, keep
@@ -401,6 +405,13 @@ def replay(
             raise fail(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
     config = load_stack(stack, project_dir)
     manifest = _pipeline_manifest(config, pipeline)
+    if notifications and config.cloud not in ("aws", "gcp"):
+        raise fail("--notifications: " + (
+            "the local stack has no queue; an object that failed stays in the source "
+            "folder and the next run takes it" if config.cloud == "local" else
+            f"{config.cloud} has no platform dead-letter queue here; replay already runs "
+            "the notifications the function parked"))
+    moved = None
     try:
         if config.cloud == "local":
             from runtimes.local.replay import replay_local
@@ -409,6 +420,8 @@ def replay(
         else:
             report = _replay_deployed(config, stack, project_dir, outputs, manifest,
                                       pipeline, since, dry_run)
+        moved = _redrive(config, stack, project_dir, outputs, pipeline, dry_run) \
+            if notifications else None
     except typer.Exit:
         raise
     except Exception as exc:
@@ -421,7 +434,9 @@ def replay(
             "files": report.files, "entries": report.entries, "replayable": report.replayed,
             "blobs_rerun": report.redriven, "written": report.written,
             "failed_again": report.failed_again,
-            "kept": [{"file": f, "reason": why} for f, why in report.kept]}, indent=2) + "\n")
+            "kept": [{"file": f, "reason": why} for f, why in report.kept],
+            **({"notifications": {"from": moved.where, "to": moved.to, "moved": moved.moved}}
+               if moved else {})}, indent=2) + "\n")
         return
     where = "" if config.cloud == "local" else f" on stack {stack} ({config.cloud})"
     table = Table(title=escape(f"replay {pipeline}{where}" + (" (dry run)" if dry_run else "")))
@@ -438,6 +453,23 @@ def replay(
     for name, why in dict.fromkeys(report.kept):
         err.print(f"[yellow]kept:[/] {escape(f'{name}: {why}')}", highlight=False,
                   soft_wrap=True)
+    if moved:
+        verb = "waiting in" if dry_run else "sent back from"
+        console.print(escape(f"notifications {verb} {moved.where}: {moved.moved}"
+                             + ("" if dry_run else f" (to {moved.to})")), highlight=False)
+
+
+def _redrive(config, stack: str, project_dir: Path, outputs: Path | None, pipeline: str,
+             dry_run: bool):
+    from headwater.redrive import redrive
+    from headwater.replay import ReplayError
+    from headwater.status import StatusError
+
+    try:
+        return redrive(config.cloud, _stack_outputs(stack, project_dir, outputs), pipeline,
+                       region=config.region, dry_run=dry_run)
+    except (ReplayError, StatusError) as exc:
+        raise fail(str(exc)) from None
 
 
 def _replay_deployed(config, stack: str, project_dir: Path, outputs: Path | None, manifest,

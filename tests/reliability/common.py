@@ -29,11 +29,12 @@ def ids(records: list[dict]) -> list[str]:
 
 
 def replay_cli(tmp_path: Path, stack: str, settings: dict[str, str], *args: str,
-               region: str | None = None) -> Any:
+               region: str | None = None, outputs: dict[str, Any] | None = None) -> Any:
     """``headwater replay --stack STACK --pipeline orders --json`` on a project holding the
     example ``Pulumi.<stack>.yaml`` (with ``region`` where given: the emulator's), its
     outputs given as the file ``pulumi stack output --json`` would print: the deployed
-    function's settings (``function_settings``). Returns the CLI result."""
+    function's settings (``function_settings``) and any other ``outputs``. Returns the CLI
+    result."""
     from typer.testing import CliRunner
 
     from headwater.cli import app
@@ -44,12 +45,12 @@ def replay_cli(tmp_path: Path, stack: str, settings: dict[str, str], *args: str,
     if region:
         text = re.sub(r"(?m)^(\s*aws:region:).*$", rf"\1 {region}", text)
     (project / f"Pulumi.{stack}.yaml").write_text(text, encoding="utf-8")
-    outputs = project / "outputs.json"
-    outputs.write_text(json.dumps({"function_settings": {"orders": {
+    path = project / "outputs.json"
+    path.write_text(json.dumps({**(outputs or {}), "function_settings": {"orders": {
         k: v for k, v in settings.items()
         if k.startswith("HEADWATER_") and k != "HEADWATER_MANIFEST"}}}), encoding="utf-8")
     return CliRunner().invoke(app, ["replay", "--stack", stack, "--pipeline", "orders",
-                                    "--project-dir", str(project), "--outputs", str(outputs),
+                                    "--project-dir", str(project), "--outputs", str(path),
                                     "--json", *args])
 
 

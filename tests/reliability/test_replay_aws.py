@@ -109,3 +109,35 @@ def test_a_file_another_replay_holds_is_left_to_it_and_a_done_one_only_moved(ord
     assert (done["files"], done["written"], done["kept"]) == ([], 0, [])
     assert list(st.deadletters()) == [first.replace("/orders/", "/orders/_replayed/", 1)]
     assert len(st.delivered()) == 2  # moved, not written again
+
+
+def test_notifications_in_the_sqs_dlq_go_back_to_the_queue_and_their_object_runs(
+        orders_stack, tmp_path):
+    """A poison object's notification ends in the DLQ after maxReceiveCount; once the
+    cause is fixed, `replay --notifications` sends it back (body intact, DLQ emptied)
+    and the function writes the object's records once."""
+    st = orders_stack
+    st.put(KEY, ndjson(orders(3)))
+    (msg,) = [m for m in st.receive() if "s3:TestEvent" not in m["Body"]]
+    dlq = st.sqs.get_queue_url(QueueName=f"{st.queue}-dlq")["QueueUrl"]
+    st.sqs.send_message(QueueUrl=dlq, MessageBody=msg["Body"])  # as the redrive policy does
+    st.sqs.delete_message(QueueUrl=st.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+    outputs = {"dlq_urls": {"orders": dlq}, "queue_urls": {"orders": st.queue_url}}
+
+    dry = replayed(replay_cli(tmp_path, "aws", st.env, "--notifications", "--dry-run",
+                              region=REGION, outputs=outputs))
+    assert dry["notifications"] == {"from": dlq, "to": st.queue_url, "moved": 1}
+    assert st.receive() == []
+
+    done = replayed(replay_cli(tmp_path, "aws", st.env, "--notifications", region=REGION,
+                               outputs=outputs))
+    assert done["notifications"]["moved"] == 1
+    assert st.sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []
+    (back,) = st.receive()
+    assert back["Body"] == msg["Body"]
+    handler._reset()
+    assert handler.handler(st.event([back]), FakeContext(120_000))["batchItemFailures"] == []
+    assert sorted(r["order_id"] for r in st.delivered()) == ["1", "2", "3"]
+
+    local = replay_cli(tmp_path, "azure", {}, "--notifications")
+    assert local.exit_code == 1 and "replay already runs" in " ".join(local.output.split())

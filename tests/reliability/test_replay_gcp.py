@@ -15,6 +15,7 @@ from e2e.gcp.conftest import (  # noqa: F401
     USERS,
     bigquery,
     orders_stack,
+    pubsub,
 )
 
 from runtimes.gcp import events, main
@@ -52,3 +53,40 @@ def test_replay_from_gcs_into_bigquery_once_and_keeps_what_still_fails(orders_st
 
     check_replay_of_two_lookup_failures(replay, st.deadletters, lambda: st.bigquery.accepted,
                                         first, entries)
+
+
+def test_notifications_on_the_dead_letter_subscription_go_back_to_the_topic(
+        orders_stack, pubsub, tmp_path):
+    """What Pub/Sub dead-lettered after max_delivery_attempts sits on the dead-letter
+    subscription; `replay --notifications` publishes it to the notifications topic again
+    (data and attributes intact) and acknowledges it, on the Pub/Sub emulator."""
+    st = orders_stack
+    topic, dead = pubsub.topic("notes"), pubsub.topic("notes-dl")
+    watch = pubsub.subscription("watch", topic)
+    parked = pubsub.subscription("notes-dl-sub", dead)
+    body = orjson.dumps(st.push_body(st.put(KEY, ndjson(orders(2))))["message"])
+    note = orjson.loads(body)
+    attributes = {**note["attributes"], "CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    pubsub.publisher.publish(dead, b"the object's notification", **attributes).result()
+    outputs = {"topics": {"orders": topic}, "project_id": "test-proj",
+               "dead_letter_subscriptions": {"orders": parked.rsplit("/", 1)[1]}}
+
+    dry = replayed(replay_cli(tmp_path, "gcp", st.env, "--notifications", "--dry-run",
+                              outputs=outputs))
+    assert dry["notifications"] == {"from": parked, "to": topic, "moved": 1}
+    done = replayed(replay_cli(tmp_path, "gcp", st.env, "--notifications", outputs=outputs))
+    assert done["notifications"]["moved"] == 1
+
+    def pull(subscription: str) -> list:
+        got = pubsub.subscriber.pull(request={"subscription": subscription,
+                                              "max_messages": 10, "return_immediately": True},
+                                     timeout=30).received_messages
+        if got:
+            pubsub.subscriber.acknowledge(request={"subscription": subscription,
+                                                   "ack_ids": [m.ack_id for m in got]})
+        return [m.message for m in got]
+
+    (back,) = pull(watch)
+    assert back.data == b"the object's notification"
+    assert dict(back.attributes) == attributes
+    assert pull(parked) == []

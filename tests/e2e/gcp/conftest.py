@@ -120,6 +120,45 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
 
 
+@pytest.fixture
+def pubsub(pubsub_emulator: str, monkeypatch: pytest.MonkeyPatch,
+           tmp_path: Any) -> Iterator[Any]:
+    """Publisher and subscriber clients on the emulator; topics and subscriptions made
+    through ``make`` are deleted afterwards (a push subscription left behind would keep
+    pushing at a server that is gone)."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator)
+    from google.cloud import pubsub_v1
+
+    class Clients:
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        suffix = tmp_path.name.lower().replace("_", "-")[-20:]
+        made: list[tuple[str, str]] = []
+
+        def topic(self, name: str) -> str:
+            path = self.publisher.topic_path("test-proj", f"{name}-{self.suffix}")
+            self.publisher.create_topic(name=path)
+            self.made.append(("topic", path))
+            return path
+
+        def subscription(self, name: str, topic: str, **request: Any) -> str:
+            path = self.subscriber.subscription_path("test-proj", f"{name}-{self.suffix}")
+            self.subscriber.create_subscription(
+                request={"name": path, "topic": topic, "ack_deadline_seconds": 10, **request})
+            self.made.append(("subscription", path))
+            return path
+
+    clients = Clients()
+    yield clients
+    for kind, path in reversed(clients.made):
+        if kind == "subscription":
+            clients.subscriber.delete_subscription(subscription=path)
+        else:
+            clients.publisher.delete_topic(topic=path)
+    clients.publisher.transport.close()
+    clients.subscriber.close()
+
+
 @pytest.fixture(scope="session")
 def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()

@@ -20,7 +20,7 @@ component's.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,45 +32,6 @@ from runtimes.gcp import main
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 60  # every wait below is bounded
-
-
-@pytest.fixture
-def pubsub(pubsub_emulator: str, monkeypatch: pytest.MonkeyPatch,
-           tmp_path: Any) -> Iterator[Any]:
-    """Publisher and subscriber clients on the emulator; topics and subscriptions made
-    through ``make`` are deleted afterwards (a push subscription left behind would keep
-    pushing at a server that is gone)."""
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator)
-    from google.cloud import pubsub_v1
-
-    class Clients:
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
-        suffix = tmp_path.name.lower().replace("_", "-")[-20:]
-        made: list[tuple[str, str]] = []
-
-        def topic(self, name: str) -> str:
-            path = self.publisher.topic_path("test-proj", f"{name}-{self.suffix}")
-            self.publisher.create_topic(name=path)
-            self.made.append(("topic", path))
-            return path
-
-        def subscription(self, name: str, topic: str, **request: Any) -> str:
-            path = self.subscriber.subscription_path("test-proj", f"{name}-{self.suffix}")
-            self.subscriber.create_subscription(
-                request={"name": path, "topic": topic, "ack_deadline_seconds": 10, **request})
-            self.made.append(("subscription", path))
-            return path
-
-    clients = Clients()
-    yield clients
-    for kind, path in reversed(clients.made):
-        if kind == "subscription":
-            clients.subscriber.delete_subscription(subscription=path)
-        else:
-            clients.publisher.delete_topic(topic=path)
-    clients.publisher.transport.close()
-    clients.subscriber.close()
 
 
 def _fast_retry() -> dict[str, Any]:
