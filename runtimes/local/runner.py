@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from transforms.contract import Context
 
@@ -43,6 +43,7 @@ from ..core.engine import Counters, Engine, Sink
 from ..core.log import log
 from .deadletter import FolderDeadLetter
 from .duckdb_sink import DuckDBSink
+from .hashing import HashingReader
 from .ledger import Ledger
 from .lookup import FolderLookup, env_secret
 
@@ -50,7 +51,6 @@ __all__ = ["Interrupted", "LocalRunner", "ObjectError", "PipelineReport", "Progr
            "RunReport", "list_objects"]
 
 RESERVED = ("lookup", "deadletter")
-READ_SIZE = 1 << 20
 
 
 class Interrupted(KeyboardInterrupt):
@@ -116,36 +116,6 @@ class _Todo:
     path: Path
     size: int
     sha256: str
-
-
-class _HashingReader:
-    """Reads a file while hashing it, so the content processed is the content recorded."""
-
-    def __init__(self, f: IO[bytes], progress: Progress, check: Callable[[], None]) -> None:
-        self.f = f
-        self.h = hashlib.sha256()
-        self.progress = progress
-        self.check = check
-
-    def read(self, n: int = -1) -> bytes:
-        self.check()
-        data = self.f.read(n)
-        self.h.update(data)
-        self.progress.bytes_read(len(data))
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-    def drain(self) -> str:
-        while self.read(READ_SIZE):
-            pass
-        return self.h.hexdigest()
 
 
 def list_objects(root: Path) -> list[tuple[str, Path]]:
@@ -433,7 +403,7 @@ class LocalRunner:
                 table.delete_object(o.key)
             table.object_key = o.key
             with o.path.open("rb") as f:
-                reader = _HashingReader(f, self.progress, self._check)
+                reader = HashingReader(f, self._check, self.progress.bytes_read)
                 c = engine.process_object(reader, o.key, str(self.root),  # type: ignore[arg-type]
                                           o.sha256)
                 if reader.drain() != o.sha256:

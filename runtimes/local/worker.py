@@ -15,7 +15,6 @@ writer's process.
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import time
 from collections.abc import Mapping
@@ -26,11 +25,11 @@ from transforms.contract import Context
 from ..core.bootstrap import PipelineSettings, engine_from_manifest
 from ..core.engine import Engine
 from .duckdb_sink import DuckDBSink
+from .hashing import HashingReader
 from .lookup import FolderLookup, env_secret
 
 __all__ = ["ObjectResult", "ignore_sigint", "process_object"]
 
-READ_SIZE = 1 << 20
 _ENGINES: dict[str, tuple[Engine, DuckDBSink, Any]] = {}
 
 
@@ -47,27 +46,6 @@ class _Collect:
 
     def write(self, pipeline: str, bucket: str, key: str, entries: list[dict[str, Any]]) -> None:
         self.writes.append((pipeline, bucket, key, list(entries)))
-
-
-class _Hashing:
-    def __init__(self, f: Any) -> None:
-        self.f = f
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.f.read(n)
-        self.h.update(data)
-        self.n += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
 
 
 def _engine(manifest: Mapping[str, Any], root: str, environ: Mapping[str, str] | None,
@@ -106,11 +84,10 @@ def process_object(manifest: Mapping[str, Any], root: str, environ: Mapping[str,
         table.collected, dl.writes = [], []
         table.object_key = key
         with open(path, "rb") as f:
-            reader = _Hashing(f)
+            reader = HashingReader(f)
             c = engine.process_object(reader, key, root, sha256)  # type: ignore[arg-type]
-            while reader.read(READ_SIZE):
-                pass
-        if reader.h.hexdigest() != sha256:
+            digest = reader.drain()
+        if digest != sha256:
             raise RuntimeError(f"object {key!r} changed while it was being read")
         table.flush()
         blobs = []

@@ -20,7 +20,7 @@ from headwater.local import local_runner
 from headwater.spec import parse_stack
 from runtimes.core.engine import Failure
 from runtimes.local import lookup as local_lookup
-from runtimes.local import runner as local_runner_mod
+from runtimes.local.hashing import HashingReader
 
 from . import matrix
 from .common import ids, ndjson, orders
@@ -141,7 +141,7 @@ def test_sink_down(bucket: Bucket):
 def test_read_reset(bucket: Bucket, monkeypatch: pytest.MonkeyPatch):
     recs = orders(N)
     bucket.put(KEY, ndjson(recs))
-    real = local_runner_mod._HashingReader.read
+    real = HashingReader.read
     state = {"n": 0, "armed": True}
 
     def read(self, n=-1):
@@ -152,7 +152,7 @@ def test_read_reset(bucket: Bucket, monkeypatch: pytest.MonkeyPatch):
             raise ConnectionResetError(104, "Connection reset by peer")
         return data
 
-    monkeypatch.setattr(local_runner_mod._HashingReader, "read", read)
+    monkeypatch.setattr(HashingReader, "read", read)
     report = bucket.run()
     assert "ConnectionResetError" in report.errors[0].error and bucket.sink() == []
     assert bucket.run().ok
@@ -256,7 +256,7 @@ def test_poison(bucket: Bucket, monkeypatch: pytest.MonkeyPatch):
     def read(self, n=-1):
         raise ConnectionResetError(104, "Connection reset by peer")
 
-    monkeypatch.setattr(local_runner_mod._HashingReader, "read", read)
+    monkeypatch.setattr(HashingReader, "read", read)
     for _ in range(3):
         report = bucket.run()
         assert [e.key for e in report.errors] == [KEY] and not report.ok
