@@ -418,10 +418,8 @@ def replay(
 
             report = replay_local(manifest, root, warehouse, since=since, dry_run=dry_run)
         else:
-            report = _replay_deployed(config, stack, project_dir, outputs, manifest,
-                                      pipeline, since, dry_run)
-        moved = _redrive(config, stack, project_dir, outputs, pipeline, dry_run) \
-            if notifications else None
+            report, moved = _replay_deployed(config, stack, project_dir, outputs, manifest,
+                                             pipeline, since, dry_run, notifications)
     except typer.Exit:
         raise
     except Exception as exc:
@@ -459,36 +457,29 @@ def replay(
                              + ("" if dry_run else f" (to {moved.to})")), highlight=False)
 
 
-def _redrive(config, stack: str, project_dir: Path, outputs: Path | None, pipeline: str,
-             dry_run: bool):
-    from headwater.redrive import redrive
-    from headwater.replay import ReplayError
-    from headwater.status import StatusError
-
-    try:
-        return redrive(config.cloud, _stack_outputs(stack, project_dir, outputs), pipeline,
-                       region=config.region, dry_run=dry_run)
-    except (ReplayError, StatusError) as exc:
-        raise fail(str(exc)) from None
-
-
 def _replay_deployed(config, stack: str, project_dir: Path, outputs: Path | None, manifest,
-                     pipeline: str, since: str | None, dry_run: bool):
+                     pipeline: str, since: str | None, dry_run: bool, notifications: bool):
+    """(the replay's report, the notifications redriven or None), from the stack's
+    outputs read once."""
     import contextlib
 
+    from headwater.redrive import redrive
     from headwater.replay import ReplayError, function_settings, replay_deployed
     from headwater.status import StatusError
 
     try:
-        settings = function_settings(_stack_outputs(stack, project_dir, outputs), pipeline,
-                                     stack)
+        stack_outputs = _stack_outputs(stack, project_dir, outputs)
+        settings = function_settings(stack_outputs, pipeline, stack)
         if config.cloud == "aws" and config.region:  # the stack's region, not the shell's
             settings["AWS_DEFAULT_REGION"] = config.region
         # the runtime's structured log lines are diagnostics here: stderr, so stdout
         # holds only the report (and --json stays parseable)
         with contextlib.redirect_stdout(sys.stderr):
-            return replay_deployed(config.cloud, manifest, settings, since=since,
-                                   dry_run=dry_run)
+            report = replay_deployed(config.cloud, manifest, settings, since=since,
+                                     dry_run=dry_run)
+        moved = redrive(config.cloud, stack_outputs, pipeline, region=config.region,
+                        dry_run=dry_run) if notifications else None
+        return report, moved
     except (ReplayError, StatusError) as exc:
         raise fail(str(exc)) from None
 
