@@ -61,9 +61,9 @@ def _aws(dlq: str, queue: str, region: str | None, dry_run: bool) -> Redriven:
     sqs = boto3.client("sqs", region_name=region)
     out = Redriven(dlq, queue)
     if dry_run:
-        attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=[
-            "ApproximateNumberOfMessages"])["Attributes"]
-        out.moved = int(attrs.get("ApproximateNumberOfMessages", 0))
+        from .status.aws import queue_depth
+
+        out.moved = int(queue_depth(sqs, dlq))
         return out
     while True:
         msgs = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0,

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import RUNTIME_METRICS, PipelineStatus, StatusError
 
-__all__ = ["RUNTIME_METRICS", "read_aws"]
+__all__ = ["RUNTIME_METRICS", "queue_depth", "read_aws"]
 
 NAMESPACE = "headwater"
 
@@ -51,9 +51,9 @@ def read_aws(pipelines: list[str], outputs: Mapping[str, Any], project: str, sta
             _metrics(cw, st, project, stack, functions.get(name), queues.get(name), since_s,
                      now)
             if queues.get(name):
-                st.queue_depth = _depth(sqs, queues[name])
+                st.queue_depth = queue_depth(sqs, queues[name])
             if dlqs.get(name):
-                st.dlq_depth = _depth(sqs, dlqs[name])
+                st.dlq_depth = queue_depth(sqs, dlqs[name])
             if functions.get(name):
                 _last_error(logs, st, f"/aws/lambda/{functions[name]}", since_s, now)
             out.append(st)
@@ -64,7 +64,8 @@ def read_aws(pipelines: list[str], outputs: Mapping[str, Any], project: str, sta
                           "logs:FilterLogEvents)") from None
 
 
-def _depth(sqs: Any, url: str) -> float:
+def queue_depth(sqs: Any, url: str) -> float:
+    """The messages waiting in an SQS queue (``ApproximateNumberOfMessages``)."""
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages"])["Attributes"]
     return float(attrs.get("ApproximateNumberOfMessages", 0))
