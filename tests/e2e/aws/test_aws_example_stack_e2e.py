@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from e2e.aws.conftest import REGION, USERS, FakeContext, aws  # noqa: F401
+from e2e.aws.conftest import REGION, USERS, FakeContext, Stack, _table, aws  # noqa: F401
 
 from headwater.manifest import build_manifest
 from headwater.program import plan_program
@@ -111,21 +111,11 @@ def _deploy(graph: Any, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return {"raw": raw, "curated": curated, "queue": queue, "queue_arn": arn}
 
 
-def _table(ddb: Any, name: str, key: str) -> None:
-    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
-
-
 def _event(sqs: Any, where: dict[str, str]) -> dict[str, Any]:
-    msgs = sqs.receive_message(QueueUrl=where["queue"], MaxNumberOfMessages=10,
-                               AttributeNames=["All"]).get("Messages", [])
-    msgs = [m for m in msgs if "s3:TestEvent" not in m["Body"]]
-    return {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
-                         "body": m["Body"], "attributes": m.get("Attributes", {}),
-                         "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-                         "eventSource": "aws:sqs", "eventSourceARN": where["queue_arn"],
-                         "awsRegion": REGION} for m in msgs]}
+    """What SQS hands the function for the notifications waiting (S3's test event aside)."""
+    st = Stack(spec=None, manifest_path=Path(), sqs=sqs, queue_url=where["queue"],
+               queue_arn=where["queue_arn"])
+    return st.event([m for m in st.receive() if "s3:TestEvent" not in m["Body"]])
 
 
 def _read(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
