@@ -62,16 +62,12 @@ def test_every_example_stacks_function_settings_build_its_runtime(stack, example
     nothing is called), is the pipeline's, and claims in the function's idempotency store
     and reads its dead-letter bucket or container."""
     import importlib
-    import zipfile
 
     from headwater.local import local_manifests
-    from headwater.program import plan_program
     from headwater.spec import load_stack_file
+    from headwater.testing.program import plan_stack
 
-    artifact = tmp_path / "function.zip"
-    with zipfile.ZipFile(artifact, "w") as zf:
-        zf.writestr("runtimes/__init__.py", "")
-    graph = plan_program(stack, ROOT, artifact=artifact)
+    graph = plan_stack(stack, tmp_path, ROOT)
     config = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
     # clients made offline: a region, no credentials; emulator hosts nobody answers on
     for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "x",

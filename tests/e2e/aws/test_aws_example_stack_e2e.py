@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ import pytest
 from e2e.aws.conftest import REGION, USERS, FakeContext, Stack, _table, aws  # noqa: F401
 
 from headwater.manifest import build_manifest
-from headwater.program import plan_program
 from headwater.spec import load_stack_file
+from headwater.testing.program import plan_stack
 from runtimes.aws import handler
 
 pytestmark = pytest.mark.e2e
@@ -60,13 +59,11 @@ def graph(tmp_path_factory: pytest.TempPathFactory, example_plugin_dir: Path) ->
 
     from transforms.registry import default_registry
 
-    artifact = tmp_path_factory.mktemp("artifact") / "function.zip"
-    with zipfile.ZipFile(artifact, "w") as zf:
-        zf.writestr("runtimes/__init__.py", "")
+    folder = tmp_path_factory.mktemp("artifact")
     sys.path.insert(0, str(example_plugin_dir))
     default_registry.cache_clear()
     try:
-        return plan_program("aws", ROOT, artifact=artifact)
+        return plan_stack("aws", folder, ROOT)
     finally:
         sys.path.remove(str(example_plugin_dir))
         default_registry.cache_clear()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,13 +86,6 @@ SAMPLES = {
 }
 
 
-def _artifact(folder: Path) -> Path:
-    path = folder / "function.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("function_app.py", "from runtimes.azure.function_app import app\n")
-    return path
-
-
 def _records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The events' records without the engine's stable id, in a stable order."""
     return sorted(({k: v for k, v in e.items() if k != "_headwater_id"} for e in events),
@@ -110,11 +102,11 @@ def deployed(pipeline: str, example_plugin, function_on_azurite, azurite,
     """The pipeline's storage on Azurite and its function's environment, both from the
     app settings the Pulumi program renders for it."""
     from headwater.manifest import build_manifest
-    from headwater.program import plan_program
+    from headwater.testing.program import plan_stack
     from runtimes.core.envsecrets import secret_env_name
 
     spec = load_stack_file(STACK_FILE).pipeline(pipeline)
-    graph = plan_program("azure", ROOT, artifact=_artifact(tmp_path))
+    graph = plan_stack("azure", tmp_path, ROOT)
     settings = graph.outputs["function_settings"][pipeline]
     app = graph.one("azure-native:web:WebApp", f"{pipeline}-function")
     app_settings = {s["name"]: s["value"] for s in app.inputs["siteConfig"]["appSettings"]}

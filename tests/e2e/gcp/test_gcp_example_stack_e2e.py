@@ -38,7 +38,6 @@ import hashlib
 import hmac
 import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,12 +99,9 @@ SAMPLES = {
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The stack's outputs from the real program under the GCP mocks, with a tiny zip for
     every function's artifact (nothing is packaged)."""
-    from headwater.program import plan_program
+    from headwater.testing.program import plan_stack
 
-    artifact = tmp_path_factory.mktemp("artifact") / "function.zip"
-    with zipfile.ZipFile(artifact, "w") as zf:
-        zf.writestr("runtimes/__init__.py", "")
-    return plan_program("gcp", ROOT, artifact=artifact).outputs
+    return plan_stack("gcp", tmp_path_factory.mktemp("artifact"), ROOT).outputs
 
 
 class SecretManagerStandIn:
